@@ -1,0 +1,163 @@
+"""The provider contract: how burst asks a cloud (or the on-prem pool) for hosts.
+
+Every provider (fake, lab, onprem, aliyun, aws) implements `Provider` and passes the
+one contract suite in tests/contract. The contract is in the docstrings below; a
+provider that cannot honour a clause raises, it never returns None.
+
+Ownership: every instance a provider creates carries the tags in `owner_tags`
+(cluster, burst id, event, launch batch). `terminate` and `list` act only on
+instances whose `burst:cluster` tag is this provider's cluster: a destructive call
+fails closed on anything else.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+from burst.provider.errors import (  # noqa: F401  (re-exported for providers)
+    InstanceNotFoundError,
+    InsufficientCapacityError,
+    NotOwnedError,
+    ProviderAuthError,
+    ProviderConfigError,
+    ProviderError,
+    QuotaExceededError,
+    ThrottledError,
+    TransientProviderError,
+)
+
+TAG_CLUSTER = "burst:cluster"
+TAG_BURST = "burst:burst-id"
+TAG_EVENT = "burst:event"
+TAG_BATCH = "burst:batch"
+
+
+class InstanceState(str, enum.Enum):
+    """The provider-neutral instance state."""
+
+    PENDING = "pending"  # accepted, not yet reachable
+    RUNNING = "running"  # booted, has an address
+    STOPPING = "stopping"  # being deleted
+    TERMINATED = "terminated"  # gone, or released back to its owner
+
+
+@dataclass(frozen=True)
+class InstanceType:
+    """One shape a provider can offer. `available` is None for 'as much as the cloud
+    has' and a count where the provider knows its stock (the on-prem pool)."""
+
+    name: str
+    cpu: float
+    memory_gib: float
+    price_per_hour: float
+    zones: tuple[str, ...]
+    available: int | None = None
+
+
+@dataclass(frozen=True)
+class Instance:
+    id: str
+    provider: str
+    zone: str
+    instance_type: str
+    state: InstanceState
+    address: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    """Launch `count` instances of one type in one zone.
+
+    `request_id` makes the call idempotent: the same request id always yields the
+    same instances (ClientToken on both clouds). `tags` are added to the owner tags.
+    """
+
+    request_id: str
+    count: int
+    instance_type: str
+    zone: str
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProviderContext:
+    """What every provider is built with, besides its own options."""
+
+    cluster: str
+    state_dir: Path
+    store_url: str = ""
+
+
+class Provider(abc.ABC):
+    """A source of hosts.
+
+    Implementations import their SDK lazily (inside the provider package, only when
+    constructed), map every SDK error to `burst.provider.errors` in one module, and
+    give every wait a deadline.
+    """
+
+    name: ClassVar[str]
+    #: How many instances one launch call may ask for (ECS Amount <= 100).
+    max_batch: ClassVar[int] = 100
+
+    def __init__(self, context: ProviderContext, options: Mapping[str, Any]):
+        self.context = context
+        self.cluster = context.cluster
+        self.options = dict(options)
+
+    @abc.abstractmethod
+    def instance_types(self) -> Sequence[InstanceType]:
+        """The shapes this provider offers, with cpu, memory, price and zones."""
+
+    @abc.abstractmethod
+    def launch(self, req: LaunchRequest) -> list[Instance]:
+        """Create `req.count` instances (at most `max_batch`), tagged with the owner tags.
+
+        Idempotent on `req.request_id`: a repeated call returns the instances the
+        first call created and creates none. Partial capacity raises
+        `InsufficientCapacityError(created=[...])` with the instances that were made;
+        no capacity raises it with `created=[]` at once (fail fast, no retry).
+        `QuotaExceededError`, `ThrottledError`, `ProviderAuthError`,
+        `ProviderConfigError` as their names say.
+        """
+
+    @abc.abstractmethod
+    def describe(self, ids: Sequence[str]) -> list[Instance]:
+        """The current view of these instances, in as few calls as the API allows.
+        Unknown or long-gone ids are left out of the result (not an error)."""
+
+    def get(self, instance_id: str) -> Instance:
+        """One instance; `InstanceNotFoundError` if it does not exist."""
+        found = self.describe([instance_id])
+        if not found:
+            raise InstanceNotFoundError(f"{self.name}: no instance {instance_id}", provider=self.name)
+        return found[0]
+
+    @abc.abstractmethod
+    def list(self) -> list[Instance]:
+        """Every non-terminated instance tagged as this cluster's. Drives leak detection."""
+
+    @abc.abstractmethod
+    def terminate(self, ids: Sequence[str], *, request_id: str) -> None:
+        """Terminate (or release) these instances. Idempotent: an instance already
+        gone counts as done. Refuses, with `NotOwnedError` and before touching any of
+        them, an instance that is not tagged as this cluster's."""
+
+    def close(self) -> None:
+        """Release clients and connections. Optional."""
+
+    def owner_tags(self, extra: Mapping[str, str] = ()) -> dict[str, str]:
+        tags = {TAG_CLUSTER: self.cluster}
+        tags.update(dict(extra))
+        return tags
+
+    def is_owned(self, instance: Instance) -> bool:
+        return instance.tags.get(TAG_CLUSTER) == self.cluster

@@ -1,0 +1,1 @@
+"""burst's providers, one package each, registered in the `burst.providers` entry-point group."""
