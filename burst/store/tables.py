@@ -1,0 +1,3 @@
+"""Imports every module that defines tables, so the metadata is complete."""
+
+from burst.store.models import Burst, Host, JournalEntry  # noqa: F401
