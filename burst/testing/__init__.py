@@ -1,0 +1,1 @@
+"""Fakes and emulators shipped with burst, for tests, demos and failure drills."""
