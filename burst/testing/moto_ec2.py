@@ -1,0 +1,182 @@
+"""moto's EC2 server on 127.0.0.1, made to follow two EC2 rules that moto does not.
+
+1. ClientToken: moto stores it but launches again when it sees the same one; EC2 returns
+   the first call's reservation and launches nothing. Burst's crash-safety rests on that
+   rule (a rerun after a crash between the call and its reply must not launch twice).
+2. MinCount / MaxCount: moto launches MinCount instances; EC2 launches as many as it has
+   capacity for, up to MaxCount, and fails only below MinCount. burst asks MinCount=1,
+   MaxCount=N so a short zone yields a partial batch.
+
+Both are added in front of moto, at the HTTP level, so every client and every process
+that talks to the server sees them. On top: a capacity knob per zone / instance type
+(`set_capacity`) that makes a short zone (partial batch) or an empty one (EC2's real
+InsufficientInstanceCapacity error body), and a record of each API call (action name
+only) so tests and benchmarks count what EC2 would have received.
+
+Start it with `MotoEc2Server().start()`; `reset()` between tests.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import urllib.request
+import uuid
+from urllib.parse import parse_qs, urlencode
+
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_request(self, *args, **kwargs) -> None:  # one line per call drowns test output
+        pass
+
+
+class _ClientTokenMiddleware:
+    def __init__(self, app, server: "MotoEc2Server"):
+        self.app = app
+        self.server = server
+
+    def __call__(self, environ, start_response):
+        size = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(size) if size else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        if environ.get("PATH_INFO") == "/moto-api/reset":
+            self.server._forget()
+            return self.app(environ, start_response)
+        params = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+        action = params.get("Action", "")
+        if action:
+            self.server._record(action)
+        token = params.get("ClientToken")
+        if action != "RunInstances" or not token:
+            return self.app(environ, start_response)
+        with self.server._run_lock:  # one RunInstances at a time: a token is never used twice
+            stored = self.server._tokens.get(token)
+            if stored is None:
+                stored = self._launch(params, environ)
+                if stored[0].startswith("200"):
+                    self.server._tokens[token] = stored
+        status, headers, payload = stored
+        start_response(status, headers)
+        return [payload]
+
+    def _launch(self, params: dict, environ) -> tuple:
+        """Launch up to MaxCount within the capacity left, as EC2 does."""
+        wanted = int(params.get("MaxCount", params.get("MinCount", "1")))
+        least = int(params.get("MinCount", "1"))
+        zone = params.get("Placement.AvailabilityZone", "")
+        count = self.server._take_capacity(zone, params.get("InstanceType", ""), wanted, least)
+        if count == 0:
+            return _capacity_error(params.get("InstanceType", ""), zone)
+        body = urlencode({**params, "MinCount": str(count), "MaxCount": str(count)}).encode()
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        captured: dict = {}
+
+        def capture(status, headers, exc_info=None):
+            captured["status"], captured["headers"] = status, headers
+            return lambda data: None
+
+        chunks = self.app(environ, capture)
+        try:
+            payload = b"".join(chunks)
+        finally:
+            getattr(chunks, "close", lambda: None)()
+        return (captured["status"], captured["headers"], payload)
+
+
+def _capacity_error(instance_type: str, zone: str) -> tuple:
+    """EC2's own error body for a stock-out (the real botocore parser reads it)."""
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error>'
+        "<Code>InsufficientInstanceCapacity</Code>"
+        f"<Message>We currently do not have sufficient {instance_type} capacity in the Availability Zone "
+        f"you requested ({zone}).</Message></Error></Errors><RequestID>{uuid.uuid4()}</RequestID></Response>"
+    ).encode()
+    return ("400 Bad Request", [("Content-Type", "text/xml")], body)
+
+
+class MotoEc2Server:
+    """A moto server (all of moto's services) with EC2's ClientToken and MaxCount rules."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+        self.host, self.port = host, port
+        self.calls: list[str] = []
+        self._tokens: dict[str, tuple] = {}
+        self._capacity: dict[tuple[str | None, str | None], int] = {}
+        self._lock = threading.Lock()
+        self._run_lock = threading.Lock()
+        self._server = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> "MotoEc2Server":
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+        app = _ClientTokenMiddleware(DomainDispatcherApplication(create_backend_app), self)
+        self._server = make_server(self.host, self.port, app, threaded=True, request_handler=_QuietHandler)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, name="moto-ec2", daemon=True)
+        self._thread.start()
+        return self
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def reset(self) -> None:
+        """Forget every resource (moto's own reset) and every token and call."""
+        req = urllib.request.Request(self.endpoint_url + "/moto-api/reset", method="POST", data=b"")
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            resp.read()
+
+    def set_capacity(self, count: int | None, *, zone: str | None = None, instance_type: str | None = None) -> None:
+        """Instances left for this zone and/or type (None = any); count None removes the
+        limit. A launch takes what is left (a partial batch) and 0 left is a stock-out."""
+        with self._lock:
+            if count is None:
+                self._capacity.pop((zone, instance_type), None)
+            else:
+                self._capacity[(zone, instance_type)] = count
+
+    def _take_capacity(self, zone: str, instance_type: str, wanted: int, least: int) -> int:
+        with self._lock:
+            keys = [k for k in ((zone, instance_type), (zone, None), (None, instance_type)) if k in self._capacity]
+            left = min([self._capacity[k] for k in keys], default=wanted)
+            count = min(wanted, left)
+            if count < least:
+                return 0
+            for k in keys:
+                self._capacity[k] -= count
+            return count
+
+    def count(self, action: str) -> int:
+        with self._lock:
+            return self.calls.count(action)
+
+    def clear_calls(self) -> None:
+        with self._lock:
+            self.calls.clear()
+
+    def _record(self, action: str) -> None:
+        with self._lock:
+            self.calls.append(action)
+
+    def _forget(self) -> None:
+        with self._lock:
+            self._tokens.clear()
+            self._capacity.clear()
+            self.calls.clear()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join(timeout=10)
+            self._server = None
+
+    def __enter__(self) -> "MotoEc2Server":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
