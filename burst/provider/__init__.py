@@ -151,6 +151,15 @@ class Provider(abc.ABC):
         gone counts as done. Refuses, with `NotOwnedError` and before touching any of
         them, an instance that is not tagged as this cluster's."""
 
+    def host_vars(self, instance_id: str, address: str) -> dict[str, Any]:
+        """Inventory variables Ansible needs to reach and set up this instance (ssh
+        port, user, key file, per-host roots in the lab). Optional: {} by default."""
+        return {}
+
+    #: True when terminate hands the host back to an owner instead of destroying it
+    #: (the on-prem pool): the host then ends `released`, not `terminated`.
+    returns_to_owner: ClassVar[bool] = False
+
     def close(self) -> None:
         """Release clients and connections. Optional."""
 
