@@ -185,6 +185,26 @@ class Store:
                          from_state=current.value, to_state=HostState(new).value, session=s)
             return s.get(Host, host.id)
 
+    def transition_many(self, hosts: Sequence[Host], new: HostState, *, detail: Mapping[str, Any] | None = None,
+                        **fields: Any) -> list[Host]:
+        """`transition` for a batch, in one transaction: all move or none do (used to
+        journal a launch batch's intent before its single cloud call)."""
+        at = utcnow()
+        new = HostState(new)
+        with self.session() as s:
+            for host in hosts:
+                current = HostState(host.state)
+                reason = check_transition(current, new)
+                values = {"state": new.value, "updated_at": at, "version": host.version + 1, **fields}
+                result = s.exec(update(Host).where(Host.id == host.id, Host.version == host.version).values(**values))
+                if result.rowcount != 1:
+                    raise StaleHostError(f"host {host.id} changed under us (version {host.version})")
+                self.journal("host.transition", f"{current.value} -> {new.value}: {reason}", burst_id=host.burst_id,
+                             host_id=host.id, detail=detail, at=at, from_state=current.value, to_state=new.value,
+                             session=s)
+            ids = [h.id for h in hosts]
+            return list(s.exec(select(Host).where(Host.id.in_(ids)).order_by(Host.id)))
+
     def record(self, host: Host, message: str, *, detail: Mapping[str, Any] | None = None, **fields: Any) -> Host:
         """Set fields of a host without a state change (e.g. the instance id a launch
         returned); version-checked and journaled like a transition."""

@@ -1,0 +1,203 @@
+"""The planner: pure, no I/O.
+
+demand (services x replicas x reservation) minus the room already free in the
+cluster -> hosts per tier, zone and instance type. Tiers are tried in order (the
+shared pool, then the clouds); a tier that cannot be ready before the deadline is
+skipped; within a tier the instance type with the lowest cost per placed replica
+wins. Replicas are packed onto hosts greedily, largest service first; identical
+hosts are counted, not simulated one by one, so a plan of thousands of replicas
+stays fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+
+from burst.provision import NodeCapacity
+
+
+@dataclass(frozen=True)
+class ServiceShape:
+    name: str
+    cpu: float
+    memory_gib: float
+
+
+@dataclass(frozen=True)
+class Offering:
+    """One instance type of one tier. `available` None means as many as wanted."""
+
+    tier: str
+    provider: str
+    instance_type: str
+    cpu: float
+    memory_gib: float
+    price_per_hour: float
+    zones: tuple[str, ...]
+    available: int | None = None
+
+
+@dataclass(frozen=True)
+class TierOffer:
+    name: str
+    provider: str
+    ready_seconds: float
+    offerings: tuple[Offering, ...]
+    max_hosts: int | None = None
+
+
+@dataclass(frozen=True)
+class PlanGroup:
+    """`count` hosts of one type in one zone of one tier, and the replicas they take."""
+
+    tier: str
+    provider: str
+    zone: str
+    instance_type: str
+    count: int
+    price_per_hour: float
+    ready_seconds: float
+    replicas: dict[str, int]
+
+    @property
+    def cost_per_hour(self) -> float:
+        return self.count * self.price_per_hour
+
+
+@dataclass(frozen=True)
+class Plan:
+    groups: tuple[PlanGroup, ...]
+    #: replicas that fit in room the cluster already has
+    absorbed: dict[str, int]
+    #: replicas no tier could take (a non-empty dict means the plan falls short)
+    unplaced: dict[str, int]
+    skipped: tuple[tuple[str, str], ...] = field(default=())  # (tier, why)
+
+    @property
+    def hosts(self) -> int:
+        return sum(g.count for g in self.groups)
+
+    @property
+    def cost_per_hour(self) -> float:
+        return round(sum(g.cost_per_hour for g in self.groups), 4)
+
+    @property
+    def ready_seconds(self) -> float:
+        return max((g.ready_seconds for g in self.groups), default=0.0)
+
+    def to_dict(self) -> dict:
+        return {"groups": [asdict(g) for g in self.groups], "absorbed": self.absorbed,
+                "unplaced": self.unplaced, "skipped": [list(s) for s in self.skipped],
+                "hosts": self.hosts, "cost_per_hour": self.cost_per_hour,
+                "ready_seconds": self.ready_seconds}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "Plan":
+        return cls(groups=tuple(PlanGroup(**g) for g in data["groups"]), absorbed=dict(data["absorbed"]),
+                   unplaced=dict(data["unplaced"]), skipped=tuple(tuple(s) for s in data["skipped"]))
+
+
+def _fill_one(cpu: float, mem: float, remaining: dict[str, int],
+              shapes: Sequence[ServiceShape]) -> dict[str, int]:
+    """Replicas one host of (cpu, mem) takes, largest service first."""
+    took: dict[str, int] = {}
+    for s in shapes:
+        want = remaining.get(s.name, 0)
+        if want <= 0:
+            continue
+        k = min(want, int(cpu / s.cpu + 1e-9), int(mem / s.memory_gib + 1e-9))
+        if k > 0:
+            took[s.name] = k
+            cpu -= k * s.cpu
+            mem -= k * s.memory_gib
+    return took
+
+
+def _pack(cpu: float, mem: float, remaining: dict[str, int], shapes: Sequence[ServiceShape],
+          limit: int | None) -> tuple[int, dict[str, int]]:
+    """Hosts of one shape needed for `remaining` (at most `limit`), and what they take."""
+    left = dict(remaining)
+    hosts, placed = 0, {}
+    while any(v > 0 for v in left.values()) and (limit is None or hosts < limit):
+        pattern = _fill_one(cpu, mem, left, shapes)
+        if not pattern:
+            break
+        # the same pattern repeats while every service in it still has that many left
+        repeat = min(left[name] // k for name, k in pattern.items())
+        if limit is not None:
+            repeat = min(repeat, limit - hosts)
+        repeat = max(repeat, 1)
+        for name, k in pattern.items():
+            n = min(k * repeat, left[name])
+            left[name] -= n
+            placed[name] = placed.get(name, 0) + n
+        hosts += repeat
+    return hosts, placed
+
+
+def absorb(remaining: dict[str, int], shapes: Sequence[ServiceShape],
+           free: Sequence[NodeCapacity]) -> dict[str, int]:
+    """Replicas that fit in the room existing nodes have free; `remaining` is reduced."""
+    absorbed: dict[str, int] = {}
+    for node in free:
+        for name, k in _fill_one(node.cpu, node.memory_gib, remaining, shapes).items():
+            remaining[name] -= k
+            absorbed[name] = absorbed.get(name, 0) + k
+    return absorbed
+
+
+def plan(demand: Mapping[str, int], services: Sequence[ServiceShape], tiers: Sequence[TierOffer],
+         *, seconds_to_deadline: float, free: Sequence[NodeCapacity] = ()) -> Plan:
+    """The hosts to add for `demand`; see the module docstring."""
+    shapes = sorted((s for s in services if demand.get(s.name, 0) > 0),
+                    key=lambda s: (s.cpu, s.memory_gib), reverse=True)
+    remaining = {s.name: int(demand[s.name]) for s in shapes}
+    absorbed = absorb(remaining, shapes, free)
+    groups: list[PlanGroup] = []
+    skipped: list[tuple[str, str]] = []
+    for tier in tiers:
+        if not any(v > 0 for v in remaining.values()):
+            break
+        if tier.ready_seconds > seconds_to_deadline:
+            skipped.append((tier.name, f"ready in {tier.ready_seconds:.0f}s, deadline in {seconds_to_deadline:.0f}s"))
+            continue
+        tier_left = tier.max_hosts
+        stock = {o.instance_type: o.available for o in tier.offerings}
+        while any(v > 0 for v in remaining.values()) and (tier_left is None or tier_left > 0):
+            best = None
+            for o in tier.offerings:
+                limit = _min_limit(stock[o.instance_type], tier_left)
+                if limit == 0:
+                    continue
+                hosts, placed = _pack(o.cpu, o.memory_gib, remaining, shapes, limit)
+                n = sum(placed.values())
+                if n == 0:
+                    continue
+                # cheapest per placed replica; then the most placed; then the fewest hosts
+                key = (hosts * o.price_per_hour / n, -n, hosts)
+                if best is None or key < best[0]:
+                    best = (key, o, hosts, placed)
+            if best is None:
+                break
+            _, o, hosts, placed = best
+            groups.append(PlanGroup(tier=tier.name, provider=tier.provider, zone=o.zones[0],
+                                    instance_type=o.instance_type, count=hosts, price_per_hour=o.price_per_hour,
+                                    ready_seconds=tier.ready_seconds, replicas=placed))
+            for name, n in placed.items():
+                remaining[name] -= n
+            if stock[o.instance_type] is not None:
+                stock[o.instance_type] -= hosts
+            if tier_left is not None:
+                tier_left -= hosts
+    unplaced = {k: v for k, v in remaining.items() if v > 0}
+    return Plan(groups=tuple(groups), absorbed={k: v for k, v in absorbed.items() if v > 0},
+                unplaced=unplaced, skipped=tuple(skipped))
+
+
+def _min_limit(a: int | None, b: int | None) -> int | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return min(a, b)

@@ -1,0 +1,143 @@
+"""What the CLI and the daemon ask of burst: plan, up, down, one reconcile pass.
+
+`BurstService` wires the config, the store, the providers, the initialiser and the
+cluster together; the logic lives in `burst.planner` and `burst.reconciler`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+
+from burst.clock import Clock, SystemClock
+from burst.config import Config
+from burst.errors import BurstError, InputError
+from burst.lifecycle import FINAL, HostState
+from burst.planner import Offering, Plan, ServiceShape, TierOffer, plan
+from burst.provider.providers import ProviderSet
+from burst.provision import Cluster, Initialiser
+from burst.reconciler import Reconciler
+from burst.store import Burst, Host, Store
+
+
+def make_initialiser(config: Config) -> Initialiser:
+    if config.initialise.kind == "ansible":
+        from burst.provision.ansible import AnsibleInitialiser
+
+        return AnsibleInitialiser(config.initialise.options)
+    from burst.provision.recording import RecordingInitialiser
+
+    return RecordingInitialiser(config.initialise.options)
+
+
+def make_cluster(config: Config) -> Cluster:
+    if config.swarm.kind == "swarm":
+        from burst.provision.swarm import SwarmCluster
+
+        return SwarmCluster(config.swarm.options, services={s.name: s for s in config.services})
+    from burst.provision.recording import RecordingCluster
+
+    return RecordingCluster(config.swarm.options)
+
+
+class BurstService:
+    def __init__(self, config: Config, store: Store | None = None, clock: Clock | None = None,
+                 initialiser: Initialiser | None = None, cluster: Cluster | None = None):
+        self.config = config
+        self.store = store or Store(config.store_url)
+        self.clock = clock or SystemClock()
+        self.providers = ProviderSet(config)
+        self.initialiser = initialiser or make_initialiser(config)
+        self.cluster = cluster or make_cluster(config)
+        self.reconciler = Reconciler(config, self.store, self.providers, self.initialiser, self.cluster, self.clock)
+
+    def close(self) -> None:
+        self.reconciler.close()
+        self.providers.close()
+        self.store.close()
+
+    # -- intent ----------------------------------------------------------------
+
+    def check_demand(self, demand: Mapping[str, int]) -> dict[str, int]:
+        if not demand:
+            raise InputError("no replicas asked for: give --replicas SERVICE=N")
+        for name, n in demand.items():
+            self.config.service(name)
+            if n < 0:
+                raise InputError(f"--replicas {name}={n}: a replica count cannot be negative")
+        return {k: int(v) for k, v in demand.items() if v > 0}
+
+    def offerings(self) -> list[TierOffer]:
+        """The tiers as the planner sees them; a provider that knows its stock (the pool)
+        is asked for it."""
+        tiers = []
+        for tier in self.config.tiers:
+            stock = {t.name: t.available for t in self.providers.get(tier.name).instance_types()}
+            types = [Offering(tier=tier.name, provider=tier.provider, instance_type=t.name, cpu=t.cpu,
+                              memory_gib=t.memory_gib, price_per_hour=t.price_per_hour, zones=tuple(t.zones),
+                              available=stock.get(t.name)) for t in tier.instance_types]
+            tiers.append(TierOffer(name=tier.name, provider=tier.provider, ready_seconds=tier.ready_seconds,
+                                   offerings=tuple(types), max_hosts=tier.max_hosts))
+        return tiers
+
+    def plan(self, event: str, demand: Mapping[str, int], deadline: datetime) -> Plan:
+        demand = self.check_demand(demand)
+        seconds = (deadline - self.clock.now()).total_seconds()
+        if seconds <= 0:
+            raise InputError(f"deadline {deadline.isoformat(timespec='seconds')} is in the past")
+        shapes = [ServiceShape(s.name, s.cpu, s.memory_gib) for s in self.config.services]
+        return plan(demand, shapes, self.offerings(), seconds_to_deadline=seconds,
+                    free=self.cluster.free_capacity())
+
+    def up(self, event: str, demand: Mapping[str, int], deadline: datetime) -> Burst:
+        """Start the event's burst, or resume the live one: never launches twice."""
+        live = self.store.live_burst(event)
+        if live is not None:
+            if live.status == "draining":
+                raise BurstError(f"event {event!r} is being scaled in (burst {live.id}); wait for `burst down`")
+            asked = self.check_demand(demand)
+            if asked != json.loads(live.demand_json):
+                raise BurstError(f"event {event!r} already has burst {live.id} for {json.loads(live.demand_json)}; "
+                                 f"`burst down {event}` before asking for {asked}")
+            self.store.journal("burst.resumed", f"burst {live.id} resumed", burst_id=live.id)
+            return live
+        the_plan = self.plan(event, demand, deadline)
+        if the_plan.unplaced:
+            raise BurstError(f"no tier can take {the_plan.unplaced} before the deadline "
+                             f"(skipped: {dict(the_plan.skipped) or 'none'})")
+        burst_id = f"{event[:24]}-{uuid.uuid4().hex[:6]}"
+        burst = Burst(id=burst_id, event=event, cluster=self.config.cluster.name,
+                      demand_json=json.dumps(self.check_demand(demand), sort_keys=True),
+                      plan_json=json.dumps(the_plan.to_dict()), deadline_at=deadline, created_at=self.clock.now())
+        hosts, slot = [], 0
+        for group in the_plan.groups:
+            for _ in range(group.count):
+                hosts.append(Host(id=f"{burst_id}-s{slot:04d}-a0", burst_id=burst_id, slot=slot, tier=group.tier,
+                                  provider=group.provider, zone=group.zone, instance_type=group.instance_type))
+                slot += 1
+        return self.store.create_burst(burst, hosts)
+
+    def down(self, event: str) -> Burst:
+        live = self.store.live_burst(event)
+        if live is None:
+            raise BurstError(f"event {event!r} has no live burst")
+        if live.status == "draining":
+            return live
+        return self.store.update_burst(live.id, f"burst down requested for {event}", status="draining",
+                                       down_requested_at=self.clock.now())
+
+    def reconcile_once(self) -> None:
+        self.reconciler.pass_once()
+
+    # -- reading -------------------------------------------------------------------
+
+    def is_done(self, burst_id: str) -> bool:
+        burst = self.store.get_burst(burst_id)
+        if burst.status == "active":
+            return burst.ready_at is not None
+        return burst.status == "down"
+
+    def live_hosts(self, burst_id: str) -> list[Host]:
+        return [h for h in self.store.hosts(burst_id) if HostState(h.state) not in FINAL]
