@@ -62,6 +62,15 @@ class TokenBucket:
         self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.per_second)
         self._stamp = now
 
+    def try_acquire(self, tokens: float = 1) -> bool:
+        """Take `tokens` if they are there now; never waits."""
+        with self._lock:
+            self._refill(self._clock())
+            if self._tokens >= tokens:
+                self._tokens -= tokens
+                return True
+            return False
+
     def acquire(self, tokens: float = 1, *, deadline: float | None = None) -> float:
         """Take `tokens`; returns the seconds spent waiting."""
         tokens = min(float(tokens), self.capacity)  # a larger request waits for a full bucket
