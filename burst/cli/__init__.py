@@ -1,0 +1,68 @@
+"""The `burst` command: one module per noun, a BurstError is one line and exit 1."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+
+from burst.cli import bursts, status
+from burst.cli.common import err_console
+from burst.config import EXAMPLE
+from burst.errors import BurstError
+
+app = typer.Typer(name="burst", help="Hybrid-cloud burst capacity: borrow the pool, then the clouds; give it all "
+                                     "back after the peak.", no_args_is_help=True, pretty_exceptions_enable=False,
+                  add_completion=False)
+
+bursts.register(app)
+status.register(app)
+
+# nouns with a Typer app of their own: burst lab ..., burst pool ..., burst calendar ...
+for noun, module in (("lab", "burst.cli.lab"), ("pool", "burst.cli.pool"), ("calendar", "burst.cli.calendar"),
+                     ("daemon", "burst.cli.daemon"), ("gc", "burst.cli.gc")):
+    try:
+        sub = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        continue
+    if hasattr(sub, "register"):
+        sub.register(app)
+    else:
+        app.add_typer(sub.app, name=noun)
+
+
+@app.command()
+def init(path: Annotated[Path, typer.Argument(help="Where to write the example config.")] = Path("burst.toml"),
+         force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False) -> None:
+    """Write a commented example config (on the fake provider) to start from."""
+    if path.exists() and not force:
+        raise BurstError(f"{path} exists; use --force to overwrite it")
+    path.write_text(EXAMPLE)
+    err_console.print(f"wrote {path}")
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except BurstError as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("interrupted: run the same command again to resume")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

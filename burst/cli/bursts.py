@@ -1,0 +1,158 @@
+"""`burst plan`, `burst up`, `burst down`: the event-day commands."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from burst.cli.common import ConfigOption, JsonOption, console, parse_deadline, parse_replicas, print_json, service_for
+from burst.errors import BurstError
+from burst.lifecycle import UP_PHASES, HostState
+from burst.timings import sla_report
+
+ReplicasOption = Annotated[
+    list[str], typer.Option("--replicas", "-r", help="SERVICE=N extra replicas; repeat for more services.")
+]
+DeadlineOption = Annotated[str, typer.Option("--deadline", "-d", help="When the capacity must be ready: 5m, 300s, "
+                                                                         "or an ISO time.")]
+TICK = 0.25
+
+
+def register(app: typer.Typer) -> None:
+    app.command("plan")(plan)
+    app.command("up")(up)
+    app.command("down")(down)
+
+
+def plan(event: str, replicas: ReplicasOption, deadline: DeadlineOption = "5m", json_out: JsonOption = False,
+         config: ConfigOption = None) -> None:
+    """Dry run: the hosts per tier, zone and type that `burst up` would add, their cost and ready time."""
+    with service_for(config) as svc:
+        the_plan = svc.plan(event, parse_replicas(replicas), parse_deadline(deadline, svc.clock.now()))
+    if json_out:
+        print_json({"event": event, **the_plan.to_dict()})
+        return
+    table = Table(title=f"plan for {event}")
+    for col in ("tier", "provider", "zone", "instance type", "hosts", "replicas", "$/h", "ready in"):
+        table.add_column(col, justify="right" if col in ("hosts", "$/h", "ready in") else "left")
+    for g in the_plan.groups:
+        table.add_row(g.tier, g.provider, g.zone, g.instance_type, str(g.count),
+                      ", ".join(f"{k}={v}" for k, v in g.replicas.items()), f"{g.cost_per_hour:.2f}",
+                      f"{g.ready_seconds:.0f}s")
+    console.print(table)
+    console.print(f"{the_plan.hosts} hosts, {the_plan.cost_per_hour:.2f}/h, expected ready in "
+                  f"{the_plan.ready_seconds:.0f}s" + (f"; fits in free room: {the_plan.absorbed}"
+                                                      if the_plan.absorbed else ""))
+    for tier, why in the_plan.skipped:
+        console.print(f"[yellow]skipped tier {tier}: {why}[/yellow]")
+    if the_plan.unplaced:
+        raise BurstError(f"no tier can take {the_plan.unplaced} before the deadline")
+
+
+def _slot_progress(svc, burst_id: str) -> dict[str, int]:
+    """How many slots have reached each up phase (the newest attempt of each slot)."""
+    latest: dict[int, object] = {}
+    for h in svc.store.hosts(burst_id):
+        if h.slot not in latest or h.attempt > latest[h.slot].attempt:
+            latest[h.slot] = h
+    rank = {s.value: i for i, s in enumerate(UP_PHASES)}
+    reached = {"launched": rank[HostState.RUNNING.value], "initialised": rank[HostState.INITIALISED.value],
+               "ready": rank[HostState.READY.value]}
+    return {name: sum(1 for h in latest.values() if rank.get(h.state, -1) >= r) for name, r in reached.items()} | {
+        "slots": len(latest)}
+
+
+def _run_until_done(svc, burst_id: str, json_out: bool, phases: list[str], counts, limit_seconds: float) -> bool:
+    """Reconcile until the burst is done or `limit_seconds` pass; a progress bar per phase."""
+    stop_at = time.monotonic() + limit_seconds
+    progress = Progress(TextColumn("{task.description:>12}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=console, disable=json_out)
+    with progress:
+        first = counts()
+        tasks = {p: progress.add_task(p, total=first["slots"]) for p in phases}
+        while True:
+            svc.reconcile_once()
+            now = counts()
+            for p in phases:
+                progress.update(tasks[p], completed=now[p], total=now["slots"])
+            if svc.is_done(burst_id):
+                return True
+            if time.monotonic() > stop_at:
+                return False
+            time.sleep(TICK)
+
+
+def up(event: str, replicas: ReplicasOption, deadline: DeadlineOption = "5m", json_out: JsonOption = False,
+       wait: Annotated[bool, typer.Option(help="Work until the capacity is ready (--no-wait: record the intent "
+                                               "and leave it to `burst daemon`).")] = True,
+       config: ConfigOption = None) -> None:
+    """Add capacity for EVENT. Run again to resume an interrupted burst: it never launches twice."""
+    with service_for(config) as svc:
+        demand = parse_replicas(replicas)
+        burst = svc.up(event, demand, parse_deadline(deadline, svc.clock.now()))
+        if wait:
+            limit = (burst.deadline_at - svc.clock.now()).total_seconds() + svc.config.phase_timeout_seconds
+            done = _run_until_done(svc, burst.id, json_out, ["launched", "initialised", "ready"],
+                                   lambda: _slot_progress(svc, burst.id), max(limit, 1))
+        burst = svc.store.get_burst(burst.id)
+        report = sla_report(svc.store, burst, svc.config.cluster.sla_seconds)
+    if json_out:
+        print_json(report)
+    else:
+        _print_sla(report)
+    if wait and not done:
+        raise BurstError(f"burst {burst.id}: {report['ready_hosts']} of {report['planned_hosts']} hosts ready when "
+                         f"the deadline passed; `burst up {event}` resumes it")
+
+
+def _print_sla(report: dict) -> None:
+    took = report["seconds_to_ready"]
+    verdict = ("[green]SLA met[/green]" if report["sla_met"] else "[red]SLA missed[/red]") if took is not None \
+        else "[yellow]not ready yet[/yellow]"
+    console.print(f"{report['event']} ({report['burst']}): {report['ready_hosts']}/{report['planned_hosts']} hosts "
+                  f"ready" + (f" in {took:.1f}s" if took is not None else "") +
+                  f" (SLA {report['sla_seconds']:.0f}s): {verdict}; {report['hosts_failed']} hosts failed and "
+                  f"were replaced")
+    table = Table(title="phase seconds per host")
+    for col in ("phase", "hosts", "p50", "p95", "max"):
+        table.add_column(col, justify="left" if col == "phase" else "right")
+    for name, s in list(report["phases"].items()) + [("to ready", report["to_ready"])]:
+        if s["n"]:
+            table.add_row(name, str(s["n"]), f"{s['p50']:.2f}", f"{s['p95']:.2f}", f"{s['max']:.2f}")
+    console.print(table)
+
+
+def down(event: str, json_out: JsonOption = False,
+         wait: Annotated[bool, typer.Option(help="Work until every host is returned.")] = True,
+         timeout: Annotated[float, typer.Option(help="Seconds to wait for the scale-in.")] = 900,
+         config: ConfigOption = None) -> None:
+    """Scale EVENT's capacity back in: spillover off, drain, leave, terminate; AWS first, then Aliyun, then the pool."""
+    with service_for(config) as svc:
+        burst = svc.down(event)
+
+        def counts() -> dict[str, int]:
+            c = svc.store.state_counts(burst.id)
+            total = sum(c.values())
+            gone = sum(c.get(s, 0) for s in ("terminated", "released", "cancelled"))
+            past_drain = gone + c.get("leaving", 0) + c.get("terminating", 0)
+            return {"drained": past_drain, "returned": gone, "slots": total}
+
+        done = _run_until_done(svc, burst.id, json_out, ["drained", "returned"], counts, timeout) if wait else False
+        burst = svc.store.get_burst(burst.id)
+        counts_now = svc.store.state_counts(burst.id)
+    result = {"event": event, "burst": burst.id, "status": burst.status, "hosts": counts_now}
+    if json_out:
+        print_json(result)
+    else:
+        console.print(f"{event} ({burst.id}): {burst.status}; hosts: "
+                      + ", ".join(f"{k}={v}" for k, v in sorted(counts_now.items())))
+    if wait and not done:
+        raise BurstError(f"burst {burst.id} not fully returned after {timeout:.0f}s: {counts_now}; "
+                         f"`burst down {event}` resumes")
