@@ -2,3 +2,4 @@
 
 from burst.store.models import Burst, Host, JournalEntry  # noqa: F401
 from burst.calendar.tables import CalendarAction, CalendarEventRow, NotificationSent  # noqa: F401
+from burst.pool.tables import PoolHost, PoolLease, PoolLending, PoolUnit  # noqa: F401
