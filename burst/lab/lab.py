@@ -37,7 +37,7 @@ from typing import Any
 from burst.lab import image, system
 from burst.lab.probe import tcp_banner
 from burst.lab.state import LabState
-from burst.lab.system import LabError, ProcessRef
+from burst.lab.system import LabError, LabNotUpError, ProcessRef
 
 DEFAULT_NAME = "burstlab"
 DEFAULT_ROOT = Path("/var/lib/burst-lab")
@@ -145,7 +145,7 @@ class Lab:
 
     def _read(self) -> dict[str, Any]:
         if not self.state.exists():
-            raise LabError(f"lab {self.name!r} is not up (no state in {self.dir}): run `burst lab up`")
+            raise LabNotUpError(f"lab {self.name!r} is not up (no state in {self.dir}): run `burst lab up`")
         return self.state.read()
 
     def ssh_options(self) -> list[str]:
@@ -269,12 +269,44 @@ class Lab:
         whose sshd never starts. With `wait`, returns once both answer."""
         with self.state.edit() as st:
             if not st:
-                raise LabError(f"lab {self.name!r} is not up: run `burst lab up`")
+                raise LabNotUpError(f"lab {self.name!r} is not up: run `burst lab up`")
             rec = self._allocate(st, name, role, boot_delay, sshd, tags or {})
         self._create_host(rec)
         if wait:
             self.wait_ready([rec["name"]], time.monotonic() + boot_delay + timeout)
         return self.host(rec["name"])
+
+    def add_hosts(
+        self,
+        request_id: str,
+        count: int,
+        *,
+        boot_delay: float = 0.0,
+        tags: Mapping[str, str] | None = None,
+        broken_sshd_budget: int = 0,
+    ) -> list[str]:
+        """Create `count` launched hosts for `request_id`, idempotently: the request and
+        its host records are written (in one locked step) before anything is created,
+        so a repeated call returns the same hosts and creates only what a crash left
+        uncreated. The first `broken_sshd_budget` hosts this lab ever launches get no
+        sshd (a host that never answers SSH, for failure drills)."""
+        with self.state.edit() as st:
+            if not st:
+                raise LabNotUpError(f"lab {self.name!r} is not up: run `burst lab up`")
+            names = st["requests"].get(request_id)
+            if names is None:
+                names = []
+                for _ in range(count):
+                    broken = st.get("broken_sshd_used", 0) < broken_sshd_budget
+                    st["broken_sshd_used"] = st.get("broken_sshd_used", 0) + int(broken)
+                    rec = self._allocate(st, None, "launched", boot_delay, not broken, tags or {})
+                    names.append(rec["name"])
+                st["requests"][request_id] = names
+            records = [st["hosts"][n] for n in names if n in st["hosts"]]
+        for rec in records:
+            if not system.netns_exists(rec["netns"]):
+                self._create_host(rec)
+        return names
 
     def remove_host(self, name: str) -> None:
         """Stop the host's processes, delete its namespace (its veth goes with it) and
@@ -284,6 +316,7 @@ class Lab:
         if rec is None:
             return
         system.stop(_process_refs(rec), netns=[rec["netns"]], grace=1.0)
+        system.link_delete(self.hub, rec["hub_end"])
         system.netns_delete(rec["netns"])
         shutil.rmtree(rec["dir"], ignore_errors=True)
         shutil.rmtree(rec["run_dir"], ignore_errors=True)
@@ -348,7 +381,8 @@ class Lab:
         self.known_hosts_path.touch()
 
     def _allocate(self, st, name, role, boot_delay, sshd, tags) -> dict[str, Any]:
-        index = max((r["index"] for r in st["hosts"].values()), default=0) + 1
+        # never reused: the kernel destroys a deleted namespace (and its veth) lazily
+        index = st["next_index"] = st.get("next_index", 0) + 1
         name = name or f"vm-{index}"
         if name in st["hosts"]:
             raise LabError(f"lab {self.name!r} already has a host {name!r}")

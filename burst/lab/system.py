@@ -25,6 +25,10 @@ class LabError(BurstError):
     """The lab cannot do what was asked (missing root or packages, a lab already up...)."""
 
 
+class LabNotUpError(LabError):
+    """The lab named is not up on this machine."""
+
+
 def run(argv: Sequence[str], *, timeout: float = 30) -> str:
     """Run a short command; its failure becomes a `LabError` with its stderr."""
     try:
@@ -79,6 +83,12 @@ def plug_host(hub: str, bridge: str, hub_end: str, host_ns: str, address_cidr: s
     run(["ip", "-n", hub, "link", "set", hub_end, "up"])
     run(["ip", "-n", host_ns, "addr", "add", address_cidr, "dev", "eth0"])
     run(["ip", "-n", host_ns, "link", "set", "eth0", "up"])
+
+
+def link_delete(netns: str, link: str) -> None:
+    """Delete a link now (deleting its namespace would do it too, but lazily)."""
+    if netns_exists(netns):
+        subprocess.run(["ip", "-n", netns, "link", "del", link], capture_output=True)
 
 
 def netns_addresses(name: str) -> list[str]:

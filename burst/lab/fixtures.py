@@ -1,0 +1,38 @@
+"""A running lab for tests (integration, contract, e2e): up on entry, down on exit
+even when the test fails. Skips (pytest) when the machine cannot run a lab."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from burst.lab.lab import Lab, preflight
+from burst.lab.system import LabError
+
+
+def skip_unless_lab_can_run() -> None:
+    import pytest
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root for network namespaces")
+    try:
+        preflight()
+    except LabError as exc:
+        pytest.skip(f"the lab cannot run here: {exc}")
+
+
+def unique_lab_name(prefix: str = "t") -> str:
+    return f"{prefix}{uuid.uuid4().hex[:8]}"
+
+
+@contextlib.contextmanager
+def running_lab(root_dir: Path, workers: int = 1, name: str | None = None) -> Iterator[Lab]:
+    lab = Lab(name or unique_lab_name(), root_dir)
+    try:
+        lab.up(workers=workers)
+        yield lab
+    finally:
+        lab.down()
