@@ -1,0 +1,217 @@
+"""The stands the contract suite runs on: one real provider each, on its stand-in.
+
+A stand is a built provider plus the few knobs the suite needs that the provider
+itself must not have (make a stock-out, make an instance burst does not own, look at
+an instance without going through the provider). Adding a provider to the suite is one
+generator function below and one line in STANDS.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from burst.provider import Provider, ProviderContext
+
+CLUSTER = "contract"
+INSTANCE_TYPE_FIELDS = {"cpu": 2, "memory_gib": 8, "price_per_hour": 0.1}
+
+
+@dataclass
+class Stand:
+    provider: Provider
+    zones: list[str]  # at least two
+    instance_type: str
+    unknown_id: str  # well-formed for this cloud, never created
+    stock_out: Callable[[str], None]  # no capacity left in this zone
+    short_stock: Callable[[str, int], None]  # only n more instances in this zone
+    make_foreign: Callable[[str | None], str]  # an instance made outside burst, tagged with this cluster or untagged
+    exists: Callable[[str], bool]  # seen directly on the stand-in: present and not terminated
+
+
+# --- fake -----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def fake_stand(tmp_path: Path) -> Iterator[Stand]:
+    fake_provider = pytest.importorskip("burst.testing.fake_provider")
+    zones = ["zone-a", "zone-b"]
+    provider = fake_provider.FakeProvider(
+        ProviderContext(CLUSTER, tmp_path),
+        {"boot_seconds": 0.2, "launch_seconds": 0,
+         "instance_types": [{"name": "fake.large", "zones": zones, **INSTANCE_TYPE_FIELDS}]},
+    )
+
+    def exists(iid: str) -> bool:
+        rec = provider.records()["instances"].get(iid)
+        return rec is not None and rec["state"] != "terminated"
+
+    yield Stand(
+        provider=provider,
+        zones=zones,
+        instance_type="fake.large",
+        unknown_id="fake-999999",
+        stock_out=lambda zone: provider.set_faults(no_stock_zones=[zone]),
+        short_stock=lambda zone, n: provider.set_faults(max_per_launch=n),
+        make_foreign=lambda cluster: provider.create_foreign(zone=zones[0], cluster=cluster or ""),
+        exists=exists,
+    )
+
+
+# --- aws on moto ----------------------------------------------------------------------
+
+AWS_REGION = "us-east-1"
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator:
+    from burst.testing.moto_ec2 import MotoEc2Server
+
+    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_EC2_METADATA_DISABLED")}
+    # fake credentials for the standard chain: moto accepts any
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_EC2_METADATA_DISABLED="true")
+    server = MotoEc2Server().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def aws_network(ec2, zones: list[str]) -> tuple[str, dict[str, str]]:
+    """An AMI from moto's defaults and one subnet per zone."""
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnets = {
+        zone: ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{16 * n}.0/20", AvailabilityZone=zone)["Subnet"]["SubnetId"]
+        for n, zone in enumerate(zones)
+    }
+    ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    return ami, subnets
+
+
+def aws_options(endpoint_url: str, ami: str, subnets: dict[str, str], **extra) -> dict:
+    return {
+        "region": AWS_REGION,
+        "endpoint_url": endpoint_url,
+        "image_id": ami,
+        "subnet_by_zone": subnets,
+        "instance_types": [{"name": "m5.large", "zones": list(subnets), **INSTANCE_TYPE_FIELDS}],
+        # fast retries for tests; the buckets stay at EC2's published sizes
+        "retry": {"base_seconds": 0.05, "max_seconds": 0.5, "deadline_seconds": 20},
+        **extra,
+    }
+
+
+@contextlib.contextmanager
+def aws_stand(tmp_path: Path, moto_server) -> Iterator[Stand]:
+    import boto3
+
+    from burst_providers.aws import AwsProvider
+
+    moto_server.reset()
+    zones = [f"{AWS_REGION}a", f"{AWS_REGION}b"]
+    ec2 = boto3.client("ec2", region_name=AWS_REGION, endpoint_url=moto_server.endpoint_url)
+    ami, subnets = aws_network(ec2, zones)
+    provider = AwsProvider(ProviderContext(CLUSTER, tmp_path), aws_options(moto_server.endpoint_url, ami, subnets))
+
+    def make_foreign(cluster: str | None) -> str:
+        params = {"ImageId": ami, "MinCount": 1, "MaxCount": 1, "InstanceType": "m5.large", "SubnetId": subnets[zones[0]]}
+        if cluster:
+            params["TagSpecifications"] = [{"ResourceType": "instance", "Tags": [{"Key": "burst:cluster", "Value": cluster}]}]
+        return ec2.run_instances(**params)["Instances"][0]["InstanceId"]
+
+    def exists(iid: str) -> bool:
+        found = ec2.describe_instances(Filters=[{"Name": "instance-id", "Values": [iid]}])["Reservations"]
+        return any(i["State"]["Name"] != "terminated" for r in found for i in r["Instances"])
+
+    try:
+        yield Stand(
+            provider=provider,
+            zones=zones,
+            instance_type="m5.large",
+            unknown_id="i-0123456789abcdef0",
+            stock_out=lambda zone: moto_server.set_capacity(0, zone=zone),
+            short_stock=lambda zone, n: moto_server.set_capacity(n, zone=zone),
+            make_foreign=make_foreign,
+            exists=exists,
+        )
+    finally:
+        provider.close()
+
+
+# --- aliyun on the ECS emulator ---------------------------------------------------------
+
+ALIYUN_REGION = "cn-hangzhou"
+ALIYUN_KEYS = {"contract-key-id": "contract-key-secret"}
+
+
+@pytest.fixture
+def aliyun_credentials(monkeypatch) -> dict[str, str]:
+    (key_id, secret), = ALIYUN_KEYS.items()
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", key_id)
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", secret)
+    return ALIYUN_KEYS
+
+
+def aliyun_options(emulator, zones: list[str], **extra) -> dict:
+    return {
+        "region": ALIYUN_REGION,
+        "endpoint": emulator.endpoint,
+        "scheme": "http",
+        "image_id": "aliyun_3_x64_20G_alibase_20240819.vhd",
+        "security_group_id": "sg-bp1emulated",
+        "vswitch_by_zone": {zone: f"vsw-{zone}" for zone in zones},
+        "instance_types": [{"name": "ecs.g7.large", "zones": zones, **INSTANCE_TYPE_FIELDS}],
+        "retry": {"base_seconds": 0.05, "max_seconds": 0.5, "deadline_seconds": 20},
+        **extra,
+    }
+
+
+@contextlib.contextmanager
+def aliyun_stand(tmp_path: Path, keys: dict[str, str]) -> Iterator[Stand]:
+    from burst.testing.ecs_emulator import EcsEmulator
+    from burst_providers.aliyun import AliyunProvider
+
+    zones = [f"{ALIYUN_REGION}-h", f"{ALIYUN_REGION}-i"]
+    with EcsEmulator(region=ALIYUN_REGION, pending_seconds=0.1, starting_seconds=0.2, access_keys=keys) as emulator:
+        provider = AliyunProvider(ProviderContext(CLUSTER, tmp_path), aliyun_options(emulator, zones))
+        try:
+            yield Stand(
+                provider=provider,
+                zones=zones,
+                instance_type="ecs.g7.large",
+                unknown_id="i-bp1000000000000000",
+                stock_out=lambda zone: emulator.set_stock(0, zone=zone),
+                short_stock=lambda zone, n: emulator.set_stock(n, zone=zone),
+                make_foreign=lambda cluster: emulator.create_instance(
+                    zone=zones[0], tags={"burst:cluster": cluster} if cluster else {}
+                ),
+                exists=lambda iid: emulator.status(iid) not in (None, "Stopping"),
+            )
+        finally:
+            provider.close()
+
+
+# --- the parametrized fixture -------------------------------------------------------------
+
+#: name -> builds the stand, given pytest's `request` and tmp_path
+STANDS: dict[str, Callable] = {
+    "fake": lambda request, tmp_path: fake_stand(tmp_path),
+    "aws": lambda request, tmp_path: aws_stand(tmp_path, request.getfixturevalue("moto_server")),
+    "aliyun": lambda request, tmp_path: aliyun_stand(tmp_path, request.getfixturevalue("aliyun_credentials")),
+}
+
+
+@pytest.fixture(params=sorted(STANDS))
+def stand(request, tmp_path) -> Iterator[Stand]:
+    with STANDS[request.param](request, tmp_path) as built:
+        yield built
