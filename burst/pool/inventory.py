@@ -238,15 +238,31 @@ def _resolve(path: Path, groups: dict[str, _Group]) -> list[InventoryHost]:
     def visit(group: _Group, inherited: dict[str, Any], seen: tuple[str, ...]) -> None:
         if group.name in seen:
             raise InventoryError(f"{path}: group {group.name!r} contains itself")
-        scope = {**inherited, **group.vars}
+        scope = _override(inherited, group.vars)
         for host, (own, line) in group.hosts.items():
             prev, prev_line = merged.get(host, ({}, line))
-            merged[host] = ({**prev, **scope, **own}, min(prev_line, line))
+            merged[host] = (_override(_override(prev, scope), own), min(prev_line, line))
         for child in group.children:
             visit(groups[child], scope, (*seen, group.name))
 
     visit(groups["all"], {}, ())
     return sorted((_host(path, name, hv, line) for name, (hv, line) in merged.items()), key=lambda h: h.name)
+
+
+_FAMILIES = (frozenset(_CPU_VARS), frozenset((*_MEMORY_GIB_VARS, "ansible_memtotal_mb", "memory")))
+
+
+def _override(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """`top` over `base`; a size given in `top` under any of its names replaces the
+    size `base` gives under another (a host's `memory: 64G` beats its group's
+    `memory_gib: 16`)."""
+    out = dict(base)
+    for family in _FAMILIES:
+        if family & top.keys():
+            for key in family:
+                out.pop(key, None)
+    out.update(top)
+    return out
 
 
 def _host(path: Path, name: str, host_vars: dict[str, Any], line: int) -> InventoryHost:

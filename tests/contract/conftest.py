@@ -87,28 +87,8 @@ def moto_server() -> Iterator:
                 os.environ[k] = v
 
 
-def aws_network(ec2, zones: list[str]) -> tuple[str, dict[str, str]]:
-    """An AMI from moto's defaults and one subnet per zone."""
-    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-    subnets = {
-        zone: ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{16 * n}.0/20", AvailabilityZone=zone)["Subnet"]["SubnetId"]
-        for n, zone in enumerate(zones)
-    }
-    ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-    return ami, subnets
-
-
-def aws_options(endpoint_url: str, ami: str, subnets: dict[str, str], **extra) -> dict:
-    return {
-        "region": AWS_REGION,
-        "endpoint_url": endpoint_url,
-        "image_id": ami,
-        "subnet_by_zone": subnets,
-        "instance_types": [{"name": "m5.large", "zones": list(subnets), **INSTANCE_TYPE_FIELDS}],
-        # fast retries for tests; the buckets stay at EC2's published sizes
-        "retry": {"base_seconds": 0.05, "max_seconds": 0.5, "deadline_seconds": 20},
-        **extra,
-    }
+#: fast retries for tests; the buckets stay at the clouds' published sizes
+FAST_RETRY = {"base_seconds": 0.05, "max_seconds": 0.5, "deadline_seconds": 20}
 
 
 @contextlib.contextmanager
@@ -120,8 +100,10 @@ def aws_stand(tmp_path: Path, moto_server) -> Iterator[Stand]:
     moto_server.reset()
     zones = [f"{AWS_REGION}a", f"{AWS_REGION}b"]
     ec2 = boto3.client("ec2", region_name=AWS_REGION, endpoint_url=moto_server.endpoint_url)
-    ami, subnets = aws_network(ec2, zones)
-    provider = AwsProvider(ProviderContext(CLUSTER, tmp_path), aws_options(moto_server.endpoint_url, ami, subnets))
+    ami, subnets = moto_server.network(AWS_REGION, zones)
+    types = [{"name": "m5.large", "zones": zones, **INSTANCE_TYPE_FIELDS}]
+    options = moto_server.provider_options(AWS_REGION, ami, subnets, types, retry=FAST_RETRY)
+    provider = AwsProvider(ProviderContext(CLUSTER, tmp_path), options)
 
     def make_foreign(cluster: str | None) -> str:
         params = {"ImageId": ami, "MinCount": 1, "MaxCount": 1, "InstanceType": "m5.large", "SubnetId": subnets[zones[0]]}
@@ -162,20 +144,6 @@ def aliyun_credentials(monkeypatch) -> dict[str, str]:
     return ALIYUN_KEYS
 
 
-def aliyun_options(emulator, zones: list[str], **extra) -> dict:
-    return {
-        "region": ALIYUN_REGION,
-        "endpoint": emulator.endpoint,
-        "scheme": "http",
-        "image_id": "aliyun_3_x64_20G_alibase_20240819.vhd",
-        "security_group_id": "sg-bp1emulated",
-        "vswitch_by_zone": {zone: f"vsw-{zone}" for zone in zones},
-        "instance_types": [{"name": "ecs.g7.large", "zones": zones, **INSTANCE_TYPE_FIELDS}],
-        "retry": {"base_seconds": 0.05, "max_seconds": 0.5, "deadline_seconds": 20},
-        **extra,
-    }
-
-
 @contextlib.contextmanager
 def aliyun_stand(tmp_path: Path, keys: dict[str, str]) -> Iterator[Stand]:
     from burst.testing.ecs_emulator import EcsEmulator
@@ -183,7 +151,9 @@ def aliyun_stand(tmp_path: Path, keys: dict[str, str]) -> Iterator[Stand]:
 
     zones = [f"{ALIYUN_REGION}-h", f"{ALIYUN_REGION}-i"]
     with EcsEmulator(region=ALIYUN_REGION, pending_seconds=0.1, starting_seconds=0.2, access_keys=keys) as emulator:
-        provider = AliyunProvider(ProviderContext(CLUSTER, tmp_path), aliyun_options(emulator, zones))
+        types = [{"name": "ecs.g7.large", "zones": zones, **INSTANCE_TYPE_FIELDS}]
+        options = emulator.provider_options(zones, types, retry=FAST_RETRY)
+        provider = AliyunProvider(ProviderContext(CLUSTER, tmp_path), options)
         try:
             yield Stand(
                 provider=provider,
@@ -201,6 +171,54 @@ def aliyun_stand(tmp_path: Path, keys: dict[str, str]) -> Iterator[Stand]:
             provider.close()
 
 
+# --- onprem: the shared pool's ledger in a SQLite store ---------------------------------
+
+
+@contextlib.contextmanager
+def onprem_stand(tmp_path: Path) -> Iterator[Stand]:
+    """A pool of 8 lent hosts per zone (2 cpu, 8 GiB) and 2 hosts its unit keeps."""
+    from burst.pool import ledger
+    from burst.provider import LaunchRequest
+    from burst_providers.onprem import OnPremProvider
+
+    zones = ["dc-a", "dc-b"]
+    inventory = tmp_path / "unit.ini"
+    inventory.write_text("".join(f"h-{z}-[01:08] burst_zone={z} cpu=2 memory_gib=8\n" for z in zones)
+                         + "kept-[1:2] cpu=2 memory_gib=8\n")
+    context = ProviderContext(CLUSTER, tmp_path, store_url=f"sqlite:///{tmp_path}/pool.db")
+    options = {"instance_types": [{"name": "pool.small", "zones": zones, **INSTANCE_TYPE_FIELDS}]}
+    provider = OnPremProvider(context, options)
+    other = OnPremProvider(ProviderContext("another-cluster", tmp_path, store_url=context.store_url), options)
+    ledger.import_inventory(provider.store, "contract-unit", inventory)
+    ledger.lend(provider.store, "contract-unit", hosts=[f"h-{z}-{n:02d}" for z in zones for n in range(1, 9)])
+
+    def keep_free(zone: str, n: int) -> None:  # the unit takes back all but n free hosts of the zone
+        free = [h.name for h in ledger.host_views(provider.store) if h.zone == zone and h.status == "lent"]
+        if free[n:]:
+            ledger.recall(provider.store, "contract-unit", free[n:], freeze_check=lambda *_: None)
+
+    def make_foreign(cluster: str | None) -> str:
+        if cluster is None:
+            return "kept-1"  # never lent: no burst holds it
+        return other.launch(LaunchRequest(f"foreign-{cluster}", 1, "pool.small", zones[0]))[0].id
+
+    try:
+        yield Stand(
+            provider=provider,
+            zones=zones,
+            instance_type="pool.small",
+            unknown_id="no-such-host",
+            stock_out=lambda zone: keep_free(zone, 0),
+            short_stock=keep_free,
+            make_foreign=make_foreign,
+            # a pool host "exists" as an instance unless it sits free in the pool
+            exists=lambda name: any(h.name == name and h.status != "lent" for h in ledger.host_views(provider.store)),
+        )
+    finally:
+        other.close()
+        provider.close()
+
+
 # --- the parametrized fixture -------------------------------------------------------------
 
 #: name -> builds the stand, given pytest's `request` and tmp_path
@@ -208,6 +226,7 @@ STANDS: dict[str, Callable] = {
     "fake": lambda request, tmp_path: fake_stand(tmp_path),
     "aws": lambda request, tmp_path: aws_stand(tmp_path, request.getfixturevalue("moto_server")),
     "aliyun": lambda request, tmp_path: aliyun_stand(tmp_path, request.getfixturevalue("aliyun_credentials")),
+    "onprem": lambda request, tmp_path: onprem_stand(tmp_path),
 }
 
 

@@ -102,9 +102,8 @@ class OnPremProvider(Provider):
     # -- launch and terminate ----------------------------------------------------
 
     def launch(self, req: LaunchRequest) -> list[Instance]:
-        if req.count > self.max_batch:
-            raise ProviderConfigError(f"onprem: {req.count} hosts in one launch (at most {self.max_batch})",
-                                      provider=PROVIDER)
+        if not 1 <= req.count <= self.max_batch:  # a caller's bug, as with every provider
+            raise ValueError(f"onprem: launch count {req.count} outside 1..{self.max_batch}")
         shape = self._shape(req.instance_type)
         with mapped_errors():
             leased, complete = pool_leases.claim(
