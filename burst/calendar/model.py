@@ -51,6 +51,8 @@ class CalendarEvent:
     title: str = ""
     description: str = ""
     uid: str = ""
+    #: when it was entered (set by the store; not part of the event's identity)
+    created_at: datetime | None = field(default=None, compare=False)
 
     @property
     def tz(self) -> ZoneInfo:

@@ -50,13 +50,16 @@ class CalendarAction(SQLModel, table=True):
     event: str = Field(index=True)
     #: the occurrence key, `<event>@<start UTC>`; also the name of its burst
     occurrence: str = Field(index=True)
-    #: up | down
+    #: up | down | missed | frozen
     action: str
     #: started | done | failed | missed
     status: str
     #: on_time | late | missed | frozen (waited for a freeze window) | nothing_live
     outcome: str = ""
     due_at: datetime
+    #: when the occurrence ends (set on `up`): its `down` is due then, even if the
+    #: event has been removed meanwhile
+    ends_at: datetime | None = None
     claimed_at: datetime = Field(default_factory=utcnow)
     done_at: datetime | None = None
     attempts: int = 0

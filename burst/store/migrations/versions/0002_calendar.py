@@ -45,6 +45,7 @@ def upgrade() -> None:
         sa.Column("status", _str(), nullable=False),
         sa.Column("outcome", _str(), nullable=False),
         sa.Column("due_at", _time(), nullable=False),
+        sa.Column("ends_at", _time(), nullable=True),
         sa.Column("claimed_at", _time(), nullable=False),
         sa.Column("done_at", _time(), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
