@@ -33,6 +33,9 @@ class ClusterConfig(_Strict):
     store: str = "sqlite:///.burst/burst.db"
     #: where providers keep local state (the fake's instance file, lab records).
     state_dir: str = ".burst"
+    #: seconds a phase (launch, initialise, join) may take per host before the host
+    #: is failed and replaced.
+    phase_timeout_seconds: float = Field(240, gt=0)
 
 
 class ServiceConfig(_Strict):
@@ -76,9 +79,6 @@ class Config(_Strict):
     tiers: list[TierConfig] = Field(min_length=1)
     initialise: StepConfig = StepConfig()
     swarm: StepConfig = StepConfig()
-    #: seconds a phase may take per host before the host is failed and replaced.
-    phase_timeout_seconds: float = Field(240, gt=0)
-
     #: set by `load_config`: the folder relative paths are taken from.
     base_dir: Path = Path(".")
 

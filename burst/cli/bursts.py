@@ -98,7 +98,7 @@ def up(event: str, replicas: ReplicasOption, deadline: DeadlineOption = "5m", js
         demand = parse_replicas(replicas)
         burst = svc.up(event, demand, parse_deadline(deadline, svc.clock.now()))
         if wait:
-            limit = (burst.deadline_at - svc.clock.now()).total_seconds() + svc.config.phase_timeout_seconds
+            limit = (burst.deadline_at - svc.clock.now()).total_seconds() + svc.config.cluster.phase_timeout_seconds
             done = _run_until_done(svc, burst.id, json_out, ["launched", "initialised", "ready"],
                                    lambda: _slot_progress(svc, burst.id), max(limit, 1))
         burst = svc.store.get_burst(burst.id)

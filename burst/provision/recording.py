@@ -20,6 +20,7 @@ class _Recorder:
     def __init__(self, options: Mapping[str, Any]):
         self.seconds = float(options.get("seconds", 0.0))
         self.fail_hosts = set(options.get("fail_hosts", ()))  # host ids that fail, for drills
+        self.fail_first = int(options.get("fail_first", 0))  # the first N hosts seen fail, for drills
         self.calls: list[tuple[str, tuple[str, ...]]] = []
         self._lock = threading.Lock()
 
@@ -39,7 +40,10 @@ class _Recorder:
         for host in hosts:
             if time.monotonic() > deadline:
                 continue
-            if host.host_id in self.fail_hosts:
+            with self._lock:
+                failing = self.fail_first > 0
+                self.fail_first -= failing
+            if failing or host.host_id in self.fail_hosts:
                 sink.done(host.host_id, False, f"{op}: failed (drill)")
             else:
                 sink.done(host.host_id, True, "", {k: (v(host) if callable(v) else v) for k, v in (data or {}).items()})

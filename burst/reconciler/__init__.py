@@ -156,7 +156,7 @@ class Reconciler:
         return None
 
     def _deadline(self, seconds: float | None = None) -> Any:
-        return self.clock.now() + timedelta(seconds=seconds or self.config.phase_timeout_seconds)
+        return self.clock.now() + timedelta(seconds=seconds or self.config.cluster.phase_timeout_seconds)
 
     def _target(self, host: Host, burst: Burst) -> HostTarget:
         tier = self.config.tier(host.tier)
@@ -177,7 +177,7 @@ class Reconciler:
         if not moved:
             return
         targets = [self._target(h, burst) for h in moved]
-        deadline = time.monotonic() + (seconds or self.config.phase_timeout_seconds)
+        deadline = time.monotonic() + (seconds or self.config.cluster.phase_timeout_seconds)
         sink = _Sink(self, phase, ok, fail, field)
 
         def run() -> None:
@@ -523,7 +523,7 @@ class Reconciler:
         sink = _Sink(self, "leave", S.TERMINATING, S.TERMINATING)
         targets = [self._target(h, burst) for h in joined]
         try:
-            self.cluster.leave(targets, sink, time.monotonic() + self.config.phase_timeout_seconds)
+            self.cluster.leave(targets, sink, time.monotonic() + self.config.cluster.phase_timeout_seconds)
         finally:
             for t in targets:
                 if t.host_id not in sink.reported:
