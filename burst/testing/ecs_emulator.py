@@ -147,6 +147,19 @@ class EcsEmulator:
         """host:port, for the provider's `endpoint` option (with scheme "http")."""
         return f"{self.host}:{self.port}"
 
+    def provider_options(self, zones: list[str], instance_types: list[dict], **extra) -> dict:
+        """Options for burst's aliyun provider pointed at this emulator (plain http)."""
+        return {
+            "region": self.region,
+            "endpoint": self.endpoint,
+            "scheme": "http",
+            "image_id": "aliyun_3_x64_20G_alibase_20240819.vhd",
+            "security_group_id": "sg-emulated",
+            "vswitch_by_zone": {zone: f"vsw-{zone}" for zone in zones},
+            "instance_types": instance_types,
+            **extra,
+        }
+
     def reset(self) -> None:
         """Forget every instance, token, fault and call record."""
         with self._lock:

@@ -130,6 +130,30 @@ class MotoEc2Server:
         with urllib.request.urlopen(req, timeout=10) as resp:
             resp.read()
 
+    def network(self, region: str, zones: list[str]) -> tuple[str, dict[str, str]]:
+        """A VPC with one subnet per zone, and one of moto's default AMIs: (ami, {zone: subnet})."""
+        import boto3
+
+        ec2 = boto3.client("ec2", region_name=region, endpoint_url=self.endpoint_url)
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        subnets = {
+            zone: ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{16 * n}.0/20", AvailabilityZone=zone)["Subnet"]["SubnetId"]
+            for n, zone in enumerate(zones)
+        }
+        ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+        return ami, subnets
+
+    def provider_options(self, region: str, ami: str, subnets: dict[str, str], instance_types: list[dict], **extra) -> dict:
+        """Options for burst's aws provider pointed at this server."""
+        return {
+            "region": region,
+            "endpoint_url": self.endpoint_url,
+            "image_id": ami,
+            "subnet_by_zone": subnets,
+            "instance_types": instance_types,
+            **extra,
+        }
+
     def set_capacity(self, count: int | None, *, zone: str | None = None, instance_type: str | None = None) -> None:
         """Instances left for this zone and/or type (None = any); count None removes the
         limit. A launch takes what is left (a partial batch) and 0 left is a stock-out."""
