@@ -283,8 +283,11 @@ class EcsEmulator:
             secret = self.access_keys.get(params["AccessKeyId"])
             if secret is None:
                 raise EcsApiError(404, "InvalidAccessKeyId.NotFound", "Specified access key is not found.")
-            if not hmac.compare_digest(params.get("Signature", ""), _signature(params, secret, method)):
-                raise EcsApiError(400, "SignatureDoesNotMatch", "Specified signature is not matched with our calculation.")
+            expected, to_sign = _signature(params, secret, method)
+            if not hmac.compare_digest(params.get("Signature", ""), expected):
+                # ECS's own message; the SDK compares the part after ':' with its string to sign
+                raise EcsApiError(400, "SignatureDoesNotMatch",
+                                  f"Specified signature is not matched with our calculation. server string to sign is:{to_sign}")
 
     def _inject_faults(self, action: str) -> None:
         with self._lock:
@@ -317,8 +320,8 @@ class EcsEmulator:
             if token and token in self._run_tokens:
                 ids = self._run_tokens[token]
             else:
-                count = self._take_stock(zone, p["InstanceType"], amount)
-                if count < min_amount:
+                count = self._take_stock(zone, p["InstanceType"], amount, min_amount)
+                if count == 0:
                     raise EcsApiError(403, "OperationDenied.NoStock", "Sales of this resource are temporarily suspended in the specified region; please try again later.")
                 ids = [
                     self._create(zone, p["InstanceType"], p["ImageId"], p["VSwitchId"], p["SecurityGroupId"], tags, p.get("InstanceName", ""))
@@ -404,9 +407,12 @@ class EcsEmulator:
 
     # --- internals -------------------------------------------------------------------
 
-    def _take_stock(self, zone: str, instance_type: str, wanted: int) -> int:
+    def _take_stock(self, zone: str, instance_type: str, wanted: int, least: int) -> int:
+        """Take up to `wanted` from the stock; 0 (and nothing taken) if under `least`."""
         keys = [k for k in ((zone, instance_type), (zone, None), (None, instance_type)) if k in self._stock]
         count = min([self._stock[k] for k in keys] + [wanted])
+        if count < least:
+            return 0
         for k in keys:
             self._stock[k] -= count
         return count
@@ -519,12 +525,12 @@ def _percent(s: str) -> str:
     return quote(s, safe="~")
 
 
-def _signature(params: Mapping[str, str], secret: str, method: str) -> str:
-    """Alibaba Cloud RPC signature v1.0 (HMAC-SHA1)."""
+def _signature(params: Mapping[str, str], secret: str, method: str) -> tuple[str, str]:
+    """Alibaba Cloud RPC signature v1.0 (HMAC-SHA1): (signature, string to sign)."""
     canonical = "&".join(f"{_percent(k)}={_percent(v)}" for k, v in sorted(params.items()) if k != "Signature")
     to_sign = f"{method}&{_percent('/')}&{_percent(canonical)}"
     digest = hmac.new((secret + "&").encode(), to_sign.encode(), hashlib.sha1).digest()
-    return base64.b64encode(digest).decode()
+    return base64.b64encode(digest).decode(), to_sign
 
 
 class _Handler(BaseHTTPRequestHandler):
