@@ -475,16 +475,22 @@ class Lab:
         os.replace(tmp, self.known_hosts_path)
 
     def _host(self, st, rec) -> LabHost:
-        ssh_args = " ".join(shlex.quote(o) for o in self.ssh_options()[2:])  # all but -i KEY
+        # Ansible's own settings decide host key checking; the lab adds only the route
+        proxy = next(o for o in self.ssh_options() if o.startswith("ProxyCommand="))
         inventory = {
             "ansible_host": rec["address"],
             "ansible_port": 22,
             "ansible_user": "root",
             "ansible_ssh_private_key_file": str(self.ssh_key_path),
-            "ansible_ssh_common_args": ssh_args,
+            "ansible_ssh_common_args": f"-o IdentitiesOnly=yes -o {shlex.quote(proxy)}",
+            # the system's python: discovery may pick a shim on PATH that does not run
+            "ansible_python_interpreter": "/usr/bin/python3",
+            # lab hosts share the machine's filesystem: per-host state lives here
             "burst_host_root": rec["host_root"],
             "burst_docker_host": f"unix://{rec['docker_socket']}",
-            "burst_registry": st["registry"],
+            "burst_docker_insecure_registry": st["registry"],
+            "burst_docker_restart_command": "",  # the lab starts dockerd with its flags
+            "burst_puppet_command_prefix": "unshare --pid --fork --mount-proc",
         }
         return LabHost(
             name=rec["name"], address=rec["address"], role=rec["role"], netns=rec["netns"], ssh_port=22,
