@@ -35,6 +35,8 @@ Release:        {release}
 Summary:        burst node agent (lab package)
 License:        Apache-2.0
 BuildArch:      noarch
+# the lab's install roots start empty: no /bin/sh to satisfy an automatic requirement
+AutoReq:        no
 
 %description
 A tiny package that burst builds for its lab, so that host initialisation installs a
