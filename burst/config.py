@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from burst.daemon.config import DaemonConfig
 from burst.errors import ConfigError
 
 DEFAULT_PATH = "burst.toml"
@@ -79,6 +80,7 @@ class Config(_Strict):
     tiers: list[TierConfig] = Field(min_length=1)
     initialise: StepConfig = StepConfig()
     swarm: StepConfig = StepConfig()
+    daemon: DaemonConfig = DaemonConfig()
     #: set by `load_config`: the folder relative paths are taken from.
     base_dir: Path = Path(".")
 
