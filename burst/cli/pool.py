@@ -158,10 +158,14 @@ def recall(unit: Annotated[str, typer.Argument(help="business unit")],
     """Take lent hosts back. Free ones are back at once; leased ones are replaced from
     the next tier and drained by their burst before they leave."""
     cfg, store = _open(config)
+    # freeze windows live in the cluster's calendar, which may be another store than the pool's
+    calendar = store if store.url == cfg.store_url else Store(cfg.store_url)
     try:
-        result = ledger.recall(store, unit, hosts or (), force=force)
+        result = ledger.recall(store, unit, hosts or (), force=force,
+                               freeze_check=lambda _, at: ledger.calendar_freeze_check(calendar, at))
     finally:
         store.close()
+        calendar.close()
     if result.returned:
         _out.print(f"back with {unit} now: {', '.join(result.returned)}", highlight=False)
     if result.already:

@@ -12,7 +12,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlmodel import Session, select
@@ -175,19 +175,17 @@ FreezeCheck = Callable[[Store, datetime], "str | None"]
 
 
 def calendar_freeze_check(store: Store, at: datetime) -> str | None:
-    """The calendar's freeze windows, if the calendar offers them.
+    """The calendar's freeze windows: the name of the freeze event running at `at`."""
+    from burst.calendar.demand import frozen_at
+    from burst.calendar.recurrence import occurrences
+    from burst.calendar.repo import CalendarRepo
 
-    HOOK: the calendar is expected to provide `burst.calendar.in_freeze_window(store,
-    at)` returning the frozen event's name (or a truthy value) or None. Until it
-    does, no freeze window is known and recalls are allowed."""
-    try:
-        from burst.calendar import in_freeze_window  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    frozen = in_freeze_window(store, at)
-    if not frozen:
-        return None
-    return frozen if isinstance(frozen, str) else getattr(frozen, "event", None) or getattr(frozen, "name", None) or str(frozen)
+    for event in CalendarRepo(store).list():
+        if event.freeze:
+            running = frozen_at(occurrences(event, after=at, until=at + timedelta(microseconds=1)), at)
+            if running is not None:
+                return running.event
+    return None
 
 
 @dataclass

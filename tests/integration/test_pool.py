@@ -285,6 +285,20 @@ def test_recall_in_a_freeze_window_needs_force(pool, tmp_path):
     assert ledger.recall(pool, "search", ["s01"], force=True, freeze_check=frozen).returned == ["s01"]
 
 
+def test_freeze_windows_come_from_the_calendar(pool):
+    from burst.calendar.model import CalendarEvent
+    from burst.calendar.repo import CalendarRepo
+
+    CalendarRepo(pool).add([CalendarEvent(name="gala-freeze", start=datetime(2026, 2, 16, 18, 0),
+                                          timezone="Asia/Shanghai", duration=timedelta(hours=6), freeze=True)])
+    inside = datetime(2026, 2, 16, 12, 0, tzinfo=UTC)  # 20:00 in Shanghai
+    assert ledger.calendar_freeze_check(pool, inside) == "gala-freeze"
+    assert ledger.calendar_freeze_check(pool, inside + timedelta(hours=4)) is None
+    with pytest.raises(FreezeWindowError, match="'gala-freeze'"):
+        ledger.recall(pool, "search", ["s01"], at=inside)
+    assert ledger.recall(pool, "search", ["s01"], at=inside, force=True).returned == ["s01"]
+
+
 # -- accounting ----------------------------------------------------------------------
 
 def test_report_counts_host_hours_lent_and_borrowed(store, tmp_path):
@@ -379,8 +393,24 @@ def test_cli_import_lend_list_show_report_and_one_line_errors(store, tmp_path):
         assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], (args, result.stderr)
     assert snapshot(store) == before
 
-    recalled = run("recall", "mall", "web01")
+    # a freeze window running now refuses the recall; --force overrides it
+    from burst.calendar.model import CalendarEvent
+    from burst.calendar.repo import CalendarRepo
+
+    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    CalendarRepo(store).add([CalendarEvent(name="peak-freeze", start=now - timedelta(hours=1), timezone="UTC",
+                                           duration=timedelta(hours=2), freeze=True)])
+    frozen = run("recall", "mall", "web01")
+    assert frozen.exit_code == 1 and "event 'peak-freeze' is in its freeze window" in frozen.stderr
+    recalled = run("recall", "mall", "web01", "--force")
     assert recalled.exit_code == 0 and "back with mall now: web01" in recalled.output, recalled.output
+    # a host this cluster holds: recalled in the ledger, handed to the burst to retire
+    launch(provider(store, tmp_path, "alpha"), "r-1", 1, itype="pool.32c128g")
+    held = run("recall", "mall", "--force")
+    assert held.exit_code == 0, held.output
+    views = {h.name: h.status for h in ledger.host_views(store, "mall")}
+    assert sorted(n for n, st in views.items() if st == "recalling") == ["db01"]
+    assert views["web02"] == "owned" and views["db02"] == "owned"
 
 
 # -- two lease takers at once, in separate processes -------------------------------------
