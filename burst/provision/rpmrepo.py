@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from burst.errors import BurstError
 
@@ -86,6 +87,18 @@ def ensure_lab_repo(directory: Path, version: str = AGENT_VERSION, release: str 
         rpm.with_suffix(".part").rename(rpm)
     _run(["createrepo_c", "--quiet", "--update", str(directory)])
     return directory
+
+
+def lab_repo_vars(directory: Path) -> dict[str, Any]:
+    """The inventory variables that point initialise.yml at a lab repository (made by
+    `ensure_lab_repo`). Production names its https mirror and keeps GPG checks on."""
+    return {
+        "burst_rpm_repo_url": Path(directory).resolve().as_uri(),
+        # the lab's package is not signed
+        "burst_rpm_gpgcheck": False,
+        # an empty install root has no release package for dnf to read it from
+        "burst_dnf_releasever": "9",
+    }
 
 
 def _run(argv: list[str]) -> None:

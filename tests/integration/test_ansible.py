@@ -30,7 +30,7 @@ import pytest
 
 from burst.provision import HostTarget
 from burst.provision.ansible import AnsibleInitialiser, AnsibleOptions, run_playbook
-from burst.provision.rpmrepo import AGENT_PACKAGE, ensure_lab_repo
+from burst.provision.rpmrepo import AGENT_PACKAGE, ensure_lab_repo, lab_repo_vars
 
 pytestmark = pytest.mark.lab
 
@@ -227,9 +227,7 @@ def lab_vars(root: Path, port: int, client_key: Path, repo: Path, dockerd: Names
         "ansible_ssh_private_key_file": str(client_key),
         "ansible_python_interpreter": "/usr/bin/python3",
         "burst_host_root": str(root),
-        "burst_rpm_repo_url": repo.as_uri(),
-        "burst_rpm_gpgcheck": False,
-        "burst_dnf_releasever": "9",
+        **lab_repo_vars(repo),
         "burst_puppet_command_prefix": "unshare --pid --fork --mount-proc",
         "burst_docker_host": dockerd.host,
         "burst_docker_insecure_registry": dockerd.registry,
@@ -258,7 +256,7 @@ class RecordingSink:
         return [d["task"] for h, _, d in self.events if h == host_id]
 
 
-def _host(host_id: str, port: int, root: Path, variables: dict[str, Any]) -> HostTarget:
+def _host(host_id: str, variables: dict[str, Any]) -> HostTarget:
     return HostTarget(host_id=host_id, address="127.0.0.1", provider="lab", tier="lab", vars=variables)
 
 
@@ -270,7 +268,7 @@ def test_initialise_four_hosts_then_skip_unchanged(workdir, client_key, repo, do
     for i, sshd in enumerate(sshds):
         root = workdir / f"root-a{i}"
         root.mkdir()
-        hosts.append(_host(f"a{i}", sshd.port, root, lab_vars(root, sshd.port, client_key, repo, dockerd)))
+        hosts.append(_host(f"a{i}", lab_vars(root, sshd.port, client_key, repo, dockerd)))
     sink = RecordingSink()
     AnsibleInitialiser(AnsibleOptions(forks=8)).initialise(hosts, sink, time.monotonic() + 240)
 
@@ -326,9 +324,17 @@ def test_failing_hosts_fail_on_their_own(workdir, client_key, repo, dockerd, ssh
             root = workdir / f"root-{name}"
             root.mkdir()
             variables[name] = lab_vars(root, port, client_key, repo, dockerd)
+        # ok1 takes the production path of the docker role (burst edits daemon.json and
+        # restarts the daemon) with its file under its root and a harmless restart command
+        daemon_json = Path(variables["ok1"]["burst_host_root"]) / "etc/docker/daemon.json"
+        daemon_json.parent.mkdir(parents=True)
+        daemon_json.write_text('{"log-level": "warn"}')
+        variables["ok1"].update(
+            burst_docker_manage_config=True, burst_docker_daemon_json=str(daemon_json), burst_docker_restart_command="true"
+        )
         # Puppet's parameter type (Integer[1, 65535]) refuses this value: the run fails
         variables["badpuppet"]["burst_node_agent_port"] = "not-a-port"
-        hosts = [_host(name, 0, Path(v["burst_host_root"]), v) for name, v in variables.items()]
+        hosts = [_host(name, v) for name, v in variables.items()]
         sink = RecordingSink()
         started = time.monotonic()
         deadline = started + 40
@@ -350,6 +356,8 @@ def test_failing_hosts_fail_on_their_own(workdir, client_key, repo, dockerd, ssh
     # SSH), on its own: the run went on for the others
     assert sink.done_at["silent"] - started < (deadline - started) / 2 + 5
     assert (Path(variables["ok0"]["burst_host_root"]) / "etc/motd").exists()
+    assert json.loads(daemon_json.read_text()) == {"log-level": "warn", "insecure-registries": [dockerd.registry]}
+    assert "restart docker" in sink.tasks("ok1")
 
 
 def test_join_token_never_reaches_events_or_artifacts(workdir, client_key, repo, dockerd, sshds):
@@ -363,7 +371,7 @@ def test_join_token_never_reaches_events_or_artifacts(workdir, client_key, repo,
     private_before = set(Path(tempfile.gettempdir()).glob("burst-ansible-*"))
     results = run_playbook(
         "join.yml",
-        [_host("j0", sshds[3].port, workdir, variables)],
+        [_host("j0", variables)],
         sink,
         time.monotonic() + 60,
         secret_vars={"burst_swarm_join_token": token},
@@ -385,9 +393,71 @@ def test_join_token_never_reaches_events_or_artifacts(workdir, client_key, repo,
 
 def test_leave_is_idempotent(workdir, client_key, repo, dockerd, sshds):
     variables = lab_vars(workdir, sshds[3].port, client_key, repo, dockerd)
-    host = _host("l0", sshds[3].port, workdir, variables)
+    host = _host("l0", variables)
     for _ in range(2):  # not in a swarm: ok both times
         sink = RecordingSink()
         results = run_playbook("leave.yml", [host], sink, time.monotonic() + 60)
         assert results["l0"].ok, results["l0"].error
         assert sink.results["l0"][0]
+
+
+# --- on real lab hosts (network namespaces, each with its own sshd and dockerd) ----------
+
+
+def test_lab_hosts_initialise_join_and_leave(workdir, repo):
+    """The whole Ansible side on namespaced lab hosts: initialise.yml, then join.yml
+    with the manager's real join token, then leave.yml; the token never reaches the
+    events or the kept artifacts."""
+    from burst.lab.fixtures import running_lab, skip_unless_lab_can_run
+
+    skip_unless_lab_can_run()
+    with running_lab(workdir / "lab", workers=0) as lab:
+        launched = [lab.add_host(role="launched") for _ in range(2)]
+        hosts = [
+            HostTarget(h.name, h.address, "lab", "lab", vars={
+                **h.vars, **lab_repo_vars(repo),
+                # the lab starts dockerd with --insecure-registry: nothing to manage
+                "burst_docker_manage_config": False,
+            })
+            for h in launched
+        ]  # fmt: skip
+        sink = RecordingSink()
+        AnsibleInitialiser().initialise(hosts, sink, time.monotonic() + 180)
+        for host in hosts:
+            ok, error, data = sink.results[host.host_id]
+            assert ok, error
+            rpm = subprocess.run(["rpm", "--root", host.vars["burst_host_root"], "-q", AGENT_PACKAGE], capture_output=True)
+            assert rpm.returncode == 0
+            assert (Path(host.vars["burst_host_root"]) / "etc/motd").exists()
+
+        manager = lab.host(lab._read()["manager"])
+        mgr = lab.docker(manager.name)
+        token = mgr.swarm.attrs["JoinTokens"]["Worker"]
+        artifacts = workdir / "lab-artifacts"
+        join = RecordingSink()
+        results = run_playbook(
+            "join.yml", hosts, join, time.monotonic() + 120,
+            extravars={"burst_swarm_manager_addr": f"{manager.address}:2377"},
+            secret_vars={"burst_swarm_join_token": token},
+            artifact_dir=artifacts,
+        )  # fmt: skip
+        node_ids = {h: r.data.get("node_id") for h, r in results.items() if r.ok}
+        assert set(node_ids) == {h.host_id for h in hosts}, {h: r.error for h, r in results.items()}
+        assert set(node_ids.values()) <= {n.id for n in mgr.nodes.list()}
+        assert token not in json.dumps(join.events)
+        found = subprocess.run(["grep", "-rlF", token, str(artifacts)], capture_output=True, text=True)
+        assert found.returncode == 1, f"token found in {found.stdout}"
+
+        # join again: already in the swarm, still ok (idempotent)
+        again = run_playbook(
+            "join.yml", hosts[:1], RecordingSink(), time.monotonic() + 60,
+            extravars={"burst_swarm_manager_addr": f"{manager.address}:2377"},
+            secret_vars={"burst_swarm_join_token": token},
+        )  # fmt: skip
+        assert again[hosts[0].host_id].ok and again[hosts[0].host_id].data["node_id"] == node_ids[hosts[0].host_id]
+
+        left = run_playbook("leave.yml", hosts, RecordingSink(), time.monotonic() + 60)
+        assert all(r.ok for r in left.values()), {h: r.error for h, r in left.items()}
+        for host in hosts:
+            state = lab.docker(host.host_id).info()["Swarm"]["LocalNodeState"]
+            assert state == "inactive"
