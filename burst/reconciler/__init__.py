@@ -47,7 +47,7 @@ from burst.provider import (
 )
 from burst.provider.providers import ProviderSet
 from burst.provision import Cluster, HostTarget, Initialiser
-from burst.store import Burst, Host, Store
+from burst.store import Burst, Host, Store, driver_name
 
 log = logging.getLogger(__name__)
 S = HostState
@@ -60,6 +60,8 @@ POLL_SECONDS = 1.0
 TERMINATE_RETRY_SECONDS = 5.0
 #: seconds a drain may take before the host leaves anyway
 DRAIN_SECONDS = 60.0
+#: seconds a driver's lease on a burst lasts without renewal (renewed every pass)
+DRIVER_LEASE_SECONDS = 15.0
 
 
 class _Sink:
@@ -100,9 +102,12 @@ class Reconciler:
         self._exhausted: dict[str, set[tuple[str, str, str]]] = {}
         self._spillover_asked: set[str] = set()
         self._spillover_removed: set[str] = set()
+        self.driver = driver_name()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+        for burst in self.store.bursts(("active", "draining")):
+            self.store.release_burst(burst.id, self.driver)
 
     def busy(self) -> bool:
         with self._lock:
@@ -111,8 +116,11 @@ class Reconciler:
     # -- the pass ----------------------------------------------------------------
 
     def pass_once(self) -> None:
-        """One look at every live burst. Never raises for one burst's or host's error."""
+        """One look at every live burst this process drives. Never raises for one
+        burst's or host's error."""
         for burst in self.store.bursts(("active", "draining")):
+            if not self.store.claim_burst(burst.id, self.driver, DRIVER_LEASE_SECONDS):
+                continue  # another process drives it; its results show in the store
             try:
                 hosts = self.store.hosts(burst.id)
                 if burst.status == "active":

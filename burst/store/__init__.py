@@ -9,9 +9,12 @@ transaction.
 from __future__ import annotations
 
 import json
+import os
+import socket
+import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, update
@@ -22,7 +25,26 @@ from burst.lifecycle import HostState, check_transition
 from burst.store.engine import make_engine, migrate
 from burst.store.models import Burst, Host, JournalEntry, utcnow
 
-__all__ = ["Store", "Burst", "Host", "JournalEntry", "utcnow"]
+__all__ = ["Store", "Burst", "Host", "JournalEntry", "utcnow", "driver_name"]
+
+
+def driver_name() -> str:
+    """This process, as a burst driver: host, pid and a nonce (pids are reused)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def _dead_local_process(driver: str) -> bool:
+    host, _, rest = driver.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _json(detail: Mapping[str, Any] | None) -> str:
@@ -128,6 +150,36 @@ class Store:
             self.journal("burst.updated", message or ", ".join(f"{k}={v}" for k, v in fields.items()),
                          burst_id=burst_id, detail={k: v for k, v in fields.items()}, session=s)
             return burst
+
+    def claim_burst(self, burst_id: str, driver: str, ttl_seconds: float) -> bool:
+        """Take or renew the lease to drive this burst. True when it is ours.
+
+        A lease of a process on this machine that no longer exists is taken over at
+        once (a `burst up` killed and run again); any other only when it expired."""
+        now = utcnow()
+        until = now + timedelta(seconds=ttl_seconds)
+        with self.session() as s:
+            burst = s.get(Burst, burst_id)
+            if burst is None:
+                return False
+            holder = burst.driver
+            free = (holder is None or holder == driver or burst.driver_until is None
+                    or burst.driver_until < now or _dead_local_process(holder))
+            if not free:
+                return False
+            result = s.exec(update(Burst).where(Burst.id == burst_id, Burst.driver == holder if holder else
+                                                Burst.driver.is_(None)).values(driver=driver, driver_until=until))
+            if result.rowcount != 1:
+                return False
+            if holder != driver:
+                self.journal("burst.driver", f"driven by {driver}" + (f" (was {holder})" if holder else ""),
+                             burst_id=burst_id, session=s)
+            return True
+
+    def release_burst(self, burst_id: str, driver: str) -> None:
+        with self.session() as s:
+            s.exec(update(Burst).where(Burst.id == burst_id, Burst.driver == driver)
+                   .values(driver=None, driver_until=None))
 
     # -- hosts -------------------------------------------------------------------
 

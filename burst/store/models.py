@@ -33,6 +33,10 @@ class Burst(SQLModel, table=True):
     down_requested_at: datetime | None = None
     down_at: datetime | None = None
     version: int = 1
+    #: the process driving this burst ("host:pid:nonce") and until when its lease
+    #: holds: two reconcilers (a `burst up` and the daemon) never drive one burst
+    driver: str | None = None
+    driver_until: datetime | None = None
 
 
 class Host(SQLModel, table=True):

@@ -89,3 +89,27 @@ def test_a_bad_url_is_a_clear_error():
         Store("nonsense")
     with pytest.raises(StoreError, match="only sqlite and postgresql"):
         Store("mysql://x@localhost/db")
+
+
+def test_one_driver_per_burst_and_a_dead_local_driver_is_replaced_at_once(store_url):
+    import subprocess
+    import sys
+
+    store = Store(store_url)
+    make_burst(store)
+    assert store.claim_burst("ny-1", "me", 30)
+    assert store.claim_burst("ny-1", "me", 30)  # renewing is fine
+    assert not store.claim_burst("ny-1", "other-host:1:x", 30)
+    store.release_burst("ny-1", "me")
+    assert store.claim_burst("ny-1", "other-host:1:x", 30)
+    # a driver on this machine whose process is gone
+    import socket
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = f"{socket.gethostname()}:{gone.stdout.strip()}:abc"
+    store.release_burst("ny-1", "other-host:1:x")
+    assert store.claim_burst("ny-1", dead, 30)
+    assert store.claim_burst("ny-1", "me", 30)
+    assert [e.message for e in store.journal_entries(burst_id="ny-1") if e.kind == "burst.driver"][-1] == \
+        f"driven by me (was {dead})"
+    store.close()
