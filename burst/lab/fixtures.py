@@ -36,3 +36,12 @@ def running_lab(root_dir: Path, workers: int = 1, name: str | None = None) -> It
         yield lab
     finally:
         lab.down()
+
+
+def lab_provider(lab: Lab, state_dir: Path, cluster: str = "c1", **options):
+    """A LabProvider on a running lab (the contract suite's "lab" parameter uses this)."""
+    from burst.provider import ProviderContext
+    from burst_providers.lab import LabProvider
+
+    return LabProvider(ProviderContext(cluster=cluster, state_dir=state_dir),
+                       {"lab": lab.name, "lab_dir": str(lab.dir), **options})  # fmt: skip

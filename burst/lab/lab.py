@@ -221,6 +221,8 @@ class Lab:
     def down(self) -> None:
         """Remove every process (by PID), namespace, veth and directory of this lab.
         Also sweeps namespaces named after this lab that the state lost track of."""
+        if os.geteuid() != 0:
+            raise LabError("the lab needs root (network namespaces): run it as root")
         st = self.state.read() if self.state.exists() else {"hosts": {}}
         hosts = st.get("hosts", {})
         refs = [ref for rec in hosts.values() for ref in _process_refs(rec)]

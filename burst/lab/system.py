@@ -159,7 +159,7 @@ _children: dict[int, subprocess.Popen] = {}
 def _reap() -> None:
     for pid, proc in list(_children.items()):
         if proc.poll() is not None:
-            del _children[pid]
+            _children.pop(pid, None)  # another thread may have reaped it too
 
 
 def _parents() -> dict[int, int]:

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from burst.lab import Lab, LabError, ssh_run
+from burst.lab.fixtures import lab_provider as make_provider
 from burst.lab.fixtures import running_lab, skip_unless_lab_can_run, unique_lab_name
 from burst.lab.system import ProcessRef, alive
-from burst.provider import InstanceState, LaunchRequest, NotOwnedError, ProviderContext
+from burst.provider import InstanceState, LaunchRequest, NotOwnedError
 from burst_providers.lab import LabProvider
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(300)]
@@ -22,11 +23,6 @@ def lab(tmp_path_factory) -> Lab:
     skip_unless_lab_can_run()
     with running_lab(tmp_path_factory.mktemp("lab"), workers=2) as lab:
         yield lab
-
-
-def make_provider(lab: Lab, state_dir: Path, cluster: str = "c1", **options) -> LabProvider:
-    """A LabProvider on a running lab (also what the contract suite's "lab" param needs)."""
-    return LabProvider(ProviderContext(cluster=cluster, state_dir=state_dir), {"lab": lab.name, "lab_dir": str(lab.dir), **options})
 
 
 def wait_state(provider: LabProvider, ids: list[str], state: InstanceState, timeout: float = 60) -> list:
