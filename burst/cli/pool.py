@@ -14,15 +14,16 @@ Every refusal is one line on stderr and exit code 1, and changes nothing.
 from __future__ import annotations
 
 import functools
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from burst.cli.common import ConfigOption, JsonOption, print_json
+from burst.cli.common import console as _out
+from burst.cli.common import err_console as _err
 from burst.config import Config, load_config
 from burst.errors import BurstError, InputError
 from burst.pool import ledger
@@ -31,12 +32,6 @@ from burst.store import Store
 
 app = typer.Typer(name="pool", help="The shared on-prem pool: lend, lease, recall, account.",
                   no_args_is_help=True, add_completion=False)
-
-ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="burst.toml (default: $BURST_CONFIG or ./burst.toml)")]
-JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable output")]
-
-_out = Console()
-_err = Console(stderr=True)
 
 
 def _one_line_errors(command):
@@ -47,7 +42,9 @@ def _one_line_errors(command):
             return command(*args, **kwargs)
         except BurstError as exc:
             _err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from None
+            # SystemExit, not typer.Exit: `burst` runs Typer with standalone_mode=False,
+            # where an Exit becomes a return value and the process would exit 0
+            raise SystemExit(1) from None
     return wrapper
 
 
@@ -63,10 +60,6 @@ def pool_store_url(config: Config) -> str:
 def _open(config_path: Path | None) -> tuple[Config, Store]:
     config = load_config(config_path)
     return config, Store(pool_store_url(config))
-
-
-def _print_json(data) -> None:
-    print(json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
 @app.command("import")
@@ -115,7 +108,7 @@ def list_(as_json: JsonOption = False, config: ConfigOption = None) -> None:
     finally:
         store.close()
     if as_json:
-        _print_json([u.as_dict() for u in units])
+        print_json([u.as_dict() for u in units])
         return
     table = Table(title="pool units")
     for col in ("unit", "hosts", "lent", "leased", "recalling", "share", "inventory"):
@@ -137,7 +130,7 @@ def show(unit: Annotated[Optional[str], typer.Argument(help="only this unit's ho
     finally:
         store.close()
     if as_json:
-        _print_json([h.as_dict() for h in hosts])
+        print_json([h.as_dict() for h in hosts])
         return
     table = Table(title=f"pool hosts{' of ' + unit if unit else ''}")
     for col in ("host", "unit", "address", "cpu", "memory", "zone", "status", "cluster", "event", "since"):
@@ -155,8 +148,7 @@ def recall(unit: Annotated[str, typer.Argument(help="business unit")],
            hosts: Annotated[Optional[list[str]], typer.Argument(help="these hosts (default: all it lent)")] = None,
            force: Annotated[bool, typer.Option("--force", help="recall even during an event's freeze window")] = False,
            config: ConfigOption = None) -> None:
-    """Take lent hosts back. Free ones are back at once; leased ones are replaced from
-    the next tier and drained by their burst before they leave."""
+    """Take lent hosts back: free ones at once, leased ones once their burst has replaced and drained them."""
     cfg, store = _open(config)
     # freeze windows live in the cluster's calendar, which may be another store than the pool's
     calendar = store if store.url == cfg.store_url else Store(cfg.store_url)
@@ -220,7 +212,7 @@ def report(since: Annotated[Optional[str], typer.Option("--since", help="from th
     finally:
         store.close()
     if as_json:
-        _print_json(figures.as_dict())
+        print_json(figures.as_dict())
         return
     title = f"pool host-hours {'since ' + start.isoformat(timespec='minutes') if start else 'all time'}"
     table = Table(title=title)
