@@ -297,3 +297,20 @@ def test_idempotent_parameter_mismatch_style_errors_are_fatal(provider, emulator
     with pytest.raises(ProviderError) as caught:
         provider.launch(req("b-integ-7"))
     assert not caught.value.retryable and emulator.count("RunInstances") == 1
+
+
+def test_the_example_config_builds_this_provider_through_the_registry():
+    from pathlib import Path
+
+    from burst.config import load_config
+    from burst.provider.providers import ProviderSet
+
+    config = load_config(Path(__file__).parents[2] / "docs/examples/aliyun.toml")
+    providers = ProviderSet(config)
+    try:
+        provider = providers.get("aliyun-hz")  # no API call is made by building it
+        assert isinstance(provider, AliyunProvider)
+        assert provider.opts.scheme == "https" and provider.adaptor.scheme == "https"
+        assert [t.name for t in provider.instance_types()] == ["ecs.g7.xlarge", "ecs.g6.xlarge"]
+    finally:
+        providers.close()

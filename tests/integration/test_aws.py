@@ -190,3 +190,20 @@ def test_missing_credentials_are_an_auth_error(options, tmp_path, monkeypatch):
     provider = AwsProvider(ProviderContext("integ", tmp_path), options)
     with pytest.raises(ProviderAuthError):
         provider.list()
+
+
+def test_the_example_config_builds_this_provider_through_the_registry():
+    from pathlib import Path
+
+    from burst.config import load_config
+    from burst.provider.providers import ProviderSet
+
+    config = load_config(Path(__file__).parents[2] / "docs/examples/aws.toml")
+    providers = ProviderSet(config)
+    try:
+        provider = providers.get("aws-sg")  # no API call is made by building it
+        assert isinstance(provider, AwsProvider)
+        assert [t.name for t in provider.instance_types()] == ["m6i.xlarge", "m5.xlarge"]
+        assert provider.pacer.buckets["launch"].capacity == 5
+    finally:
+        providers.close()
