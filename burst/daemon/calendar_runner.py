@@ -133,9 +133,13 @@ class CalendarRunner:
                 "ends_at": occ.end.isoformat(), "demand": dict(occ.demand), "outcome": d.outcome,
                 "message": f"{d.occurrence_key}: scaling out for {dict(occ.demand)} "
                            f"({d.outcome.replace('_', ' ')})"})
-        # never ask for a deadline the fastest tier cannot meet: a late start still gets capacity
+        # the occurrence's start, unless not even the fastest tier can be ready by then (a
+        # late start, or a lead time shorter than that): then the SLA from now, as a
+        # `burst up` typed now would get; capacity late beats no capacity
         fastest = min(t.ready_seconds for t in self.config.tiers)
-        deadline = max(occ.start, now + timedelta(seconds=fastest))
+        deadline = occ.start
+        if (occ.start - now).total_seconds() < fastest:
+            deadline = now + timedelta(seconds=self.config.cluster.sla_seconds)
         try:
             burst = self.service.up(d.occurrence_key, dict(occ.demand), deadline)
         except BurstError as exc:

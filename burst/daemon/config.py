@@ -17,7 +17,8 @@ class DaemonConfig(BaseModel):
     lead_margin_seconds = 60.0     # added to the measured p95 time-to-ready
     late_after_seconds = 30.0      # an action this long after it was due is journaled "late"
     missed_lookback_hours = 168.0  # how far back a restarted daemon looks for missed occurrences
-    sla_risk_seconds = 60.0        # a burst not ready this close to its deadline is "at risk"
+    sla_risk_fraction = 0.25       # a burst not ready in the last quarter of its time to
+                                   # the deadline is "at risk"
     leak_check_seconds = 300.0     # how often leak detection runs
     leader_lock_file = ""          # SQLite only; default: <database file>.leader.lock
     """
@@ -32,6 +33,6 @@ class DaemonConfig(BaseModel):
     lead_margin_seconds: float = Field(60.0, ge=0)
     late_after_seconds: float = Field(30.0, ge=0)
     missed_lookback_hours: float = Field(168.0, gt=0)
-    sla_risk_seconds: float = Field(60.0, ge=0)
+    sla_risk_fraction: float = Field(0.25, gt=0, lt=1)
     leak_check_seconds: float = Field(300.0, gt=0)
     leader_lock_file: str = ""

@@ -170,13 +170,13 @@ class Daemon:
         if not self.notifier.enabled:
             return
         recent = now - NOTIFY_WINDOW
-        risk = timedelta(seconds=self.settings.sla_risk_seconds)
         with self.store.session() as s:
             bursts = list(s.exec(select(Burst).where(or_(Burst.status.in_(("active", "draining")),
                                                           Burst.created_at >= now - timedelta(days=1)))))
         for b in bursts:
             base = {"burst_id": b.id, "event": b.event, "status": b.status,
                     "deadline": b.deadline_at.isoformat(), "ready_at": b.ready_at.isoformat() if b.ready_at else None}
+            risk = (b.deadline_at - b.created_at) * self.settings.sla_risk_fraction
             if b.status == "active" and b.ready_at is None and b.deadline_at - risk <= now <= b.deadline_at + risk:
                 counts = self.store.state_counts(b.id)
                 self._notify(f"sla.at_risk:{b.id}", "sla.at_risk", {
