@@ -70,14 +70,14 @@ class BurstService:
         return {k: int(v) for k, v in demand.items() if v > 0}
 
     def offerings(self) -> list[TierOffer]:
-        """The tiers as the planner sees them; a provider that knows its stock (the pool)
-        is asked for it."""
+        """The tiers as the planner sees them: a provider that knows its stock (the
+        pool) tells how many of each type it has."""
         tiers = []
         for tier in self.config.tiers:
             stock = {t.name: t.available for t in self.providers.get(tier.name).instance_types()}
             types = [Offering(tier=tier.name, provider=tier.provider, instance_type=t.name, cpu=t.cpu,
                               memory_gib=t.memory_gib, price_per_hour=t.price_per_hour, zones=tuple(t.zones),
-                              available=stock.get(t.name)) for t in tier.instance_types]
+                              available=stock.get(t.name)) for t in self.reconciler.tier_types(tier.name)]
             tiers.append(TierOffer(name=tier.name, provider=tier.provider, ready_seconds=tier.ready_seconds,
                                    offerings=tuple(types), max_hosts=tier.max_hosts))
         return tiers
@@ -130,6 +130,38 @@ class BurstService:
 
     def reconcile_once(self) -> None:
         self.reconciler.pass_once()
+
+    def retire_hosts(self, instance_ids: list[str], provider: str, reason: str) -> list[Host]:
+        """Give these hosts back early (an owner recalls them): each live one gets a
+        replacement on the next tier first, and is drained and returned once the
+        replacement is ready. Returns the hosts retired."""
+        wanted = set(instance_ids)
+        retired = []
+        for burst in self.store.bursts(("active",)):
+            hosts = self.store.hosts(burst.id)
+            newest: dict[int, Host] = {}
+            for h in hosts:
+                if h.slot not in newest or h.attempt > newest[h.slot].attempt:
+                    newest[h.slot] = h
+            for h in hosts:
+                if h.provider != provider or h.instance_id not in wanted or newest[h.slot].id != h.id:
+                    continue
+                if HostState(h.state) in FINAL:
+                    continue
+                offering = self.reconciler.next_offering(burst, h, next_tier=True)
+                if offering is None:
+                    self.store.journal("host.retire", f"{reason}: no tier left to replace {h.id}; it is returned "
+                                       "and the burst runs short", burst_id=burst.id, host_id=h.id)
+                    offering = (h.tier, h.zone, h.instance_type)  # placeholder attempt, given up below
+                    replacement = self.reconciler.add_replacement(burst, h, offering, reason)
+                    self.store.transition(replacement, HostState.CANCELLED,
+                                          error=f"{reason}: no tier left to replace it; slot given up")
+                else:
+                    self.reconciler.add_replacement(burst, h, offering, reason)
+                self.store.journal("host.retire", f"{reason}: {h.id} ({h.instance_id}) is returned once its "
+                                   "replacement is ready", burst_id=burst.id, host_id=h.id)
+                retired.append(h)
+        return retired
 
     # -- reading -------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ from burst.provider import (
     TAG_EVENT,
     Instance,
     InstanceState,
+    InstanceType,
     InsufficientCapacityError,
     LaunchRequest,
     NotOwnedError,
@@ -208,6 +209,7 @@ class Reconciler:
 
         self._replace_failed(burst, hosts)
         self._clean_up_failed(burst, idle)
+        self._retire_superseded(burst, hosts)
         self._launch(burst, by_state[S.REQUESTED.value], hosts)
         self._relaunch(burst, [h for h in by_state[S.LAUNCHING.value] if not h.instance_id], hosts)
         self._poll(burst, [h for h in by_state[S.LAUNCHING.value] if h.instance_id])
@@ -241,33 +243,50 @@ class Reconciler:
                     self.store.record(h, f"slot {slot} given up after {MAX_ATTEMPTS} attempts",
                                       error=f"{h.error}; slot given up")
                 continue
-            offering = self._next_offering(burst, h)
+            offering = self.next_offering(burst, h)
             if offering is None:
                 self.store.record(h, f"slot {slot}: no offering left with stock", error=f"{h.error}; slot given up")
                 continue
-            tier, zone, itype = offering
-            replacement = Host(id=f"{burst.id}-s{slot:04d}-a{h.attempt + 1}", burst_id=burst.id, slot=slot,
-                               attempt=h.attempt + 1, tier=tier, provider=self.config.tier(tier).provider,
-                               zone=zone, instance_type=itype)
-            self.store.add_host(replacement, f"replaces {h.id} ({h.state}: {h.error}) on {tier}/{zone}/{itype}")
+            self.add_replacement(burst, h, offering, f"{h.state}: {h.error}")
 
-    def _next_offering(self, burst: Burst, failed: Host) -> tuple[str, str, str] | None:
+    def add_replacement(self, burst: Burst, old: Host, offering: tuple[str, str, str], why: str) -> Host:
+        """The next attempt of `old`'s slot, on `offering` (tier, zone, type)."""
+        tier, zone, itype = offering
+        replacement = Host(id=f"{burst.id}-s{old.slot:04d}-a{old.attempt + 1}", burst_id=burst.id, slot=old.slot,
+                           attempt=old.attempt + 1, tier=tier, provider=self.config.tier(tier).provider,
+                           zone=zone, instance_type=itype)
+        return self.store.add_host(replacement, f"replaces {old.id} ({why}) on {tier}/{zone}/{itype}")
+
+    def next_offering(self, burst: Burst, failed: Host, *, next_tier: bool = False) -> tuple[str, str, str] | None:
         """The same offering unless it ran out of stock; then the next zone, the next
-        instance type of the tier that is at least as big, then the next tier."""
+        instance type of the tier that is at least as big, then the next tier.
+        `next_tier` starts at the tier after the host's (a recalled pool host)."""
         exhausted = self._exhausted_offerings(burst.id)
-        old = next(t for t in self.config.tier(failed.tier).instance_types if t.name == failed.instance_type)
+        old = next((t for t in self.tier_types(failed.tier) if t.name == failed.instance_type), None)
         tiers = self.config.tiers
-        start = [t.name for t in tiers].index(failed.tier)
+        start = [t.name for t in tiers].index(failed.tier) + (1 if next_tier else 0)
         for tier in tiers[start:]:
-            types = sorted(tier.instance_types, key=lambda t: (t.name != failed.instance_type, t.price_per_hour))
+            types = sorted(self.tier_types(tier.name), key=lambda t: (t.name != failed.instance_type,
+                                                                       t.price_per_hour))
             for itype in types:
-                if itype.cpu < old.cpu or itype.memory_gib < old.memory_gib:
+                if old is None:  # a shape the tier no longer offers: any will do
+                    old = itype
+                if itype.cpu < old.cpu - 1e-9 or itype.memory_gib < old.memory_gib - 1e-9:
                     continue
                 zones = sorted(itype.zones, key=lambda z: z != failed.zone)
                 for zone in zones:
                     if (tier.name, zone, itype.name) not in exhausted:
                         return tier.name, zone, itype.name
         return None
+
+    def tier_types(self, tier_name: str) -> list[InstanceType]:
+        """The tier's configured instance types, or, when it names none (the pool),
+        the shapes its provider offers now."""
+        tier = self.config.tier(tier_name)
+        if tier.instance_types:
+            return [InstanceType(name=t.name, cpu=t.cpu, memory_gib=t.memory_gib, price_per_hour=t.price_per_hour,
+                                 zones=tuple(t.zones)) for t in tier.instance_types]
+        return list(self.providers.get(tier_name).instance_types())
 
     def _exhausted_offerings(self, burst_id: str) -> set[tuple[str, str, str]]:
         if burst_id not in self._exhausted:
@@ -288,6 +307,22 @@ class Reconciler:
             known.add(key)
         self.store.journal("offering.exhausted", f"{tier}/{zone}/{itype}: {why}", burst_id=burst_id,
                            detail={"tier": tier, "zone": zone, "type": itype})
+
+    def _retire_superseded(self, burst: Burst, hosts: list[Host]) -> None:
+        """A host whose slot has a newer attempt (a recalled host's replacement) is
+        given back; a ready one only once the newer attempt is ready, so the
+        service's capacity is never short while it moves."""
+        latest = self._live_slots(hosts)
+        retiring = []
+        for h in self._idle(hosts):
+            state = HostState(h.state)
+            if latest[h.slot].id == h.id or state in FINAL or state in FAILED:
+                continue
+            newest = HostState(latest[h.slot].state)
+            if state is not S.READY or newest is S.READY or newest in FINAL:
+                retiring.append(h)
+        if retiring:
+            self._return(burst, retiring)
 
     def _clean_up_failed(self, burst: Burst, idle: list[Host]) -> None:
         """Failed hosts give back what they hold: leave the swarm, terminate."""
@@ -354,10 +389,10 @@ class Reconciler:
             except InsufficientCapacityError as exc:
                 instances, error = exc.created, exc
                 self._mark_exhausted(burst.id, first.tier, first.zone, first.instance_type, str(exc))
-            except QuotaExceededError as exc:
+            except QuotaExceededError as exc:  # no zone or type of this tier helps
                 instances, error = [], exc
-                for zone in self.config.tier(first.tier).instance_types[0].zones:
-                    for t in self.config.tier(first.tier).instance_types:
+                for t in self.tier_types(first.tier):
+                    for zone in t.zones:
                         self._mark_exhausted(burst.id, first.tier, zone, t.name, f"quota: {exc}")
             except ProviderError as exc:
                 self._provider_error(burst, first.tier, "launch", exc)
@@ -467,30 +502,34 @@ class Reconciler:
         # the dearest capacity goes first: the last tier in the config returns first
         order = [t.name for t in self.config.tiers]
         current = max(live, key=lambda h: order.index(h.tier)).tier
-        tier_hosts = self._idle([h for h in live if h.tier == current])
-        moves = {
-            S.LAUNCHING: S.TERMINATING, S.RUNNING: S.TERMINATING, S.INITIALISED: S.TERMINATING,
-            S.INITIALISING: S.TERMINATING, S.JOINING: S.LEAVING, S.LAUNCH_FAILED: S.TERMINATING,
-            S.INIT_FAILED: S.TERMINATING, S.JOIN_FAILED: S.LEAVING, S.TERMINATE_FAILED: S.TERMINATING,
-        }
-        for h in tier_hosts:
+        self._return(burst, self._idle([h for h in live if h.tier == current]))
+
+    #: where a host goes first when it is to be given back, by the state it is in
+    _RETURN_MOVES = {
+        S.LAUNCHING: S.TERMINATING, S.RUNNING: S.TERMINATING, S.INITIALISED: S.TERMINATING,
+        S.INITIALISING: S.TERMINATING, S.JOINING: S.LEAVING, S.LAUNCH_FAILED: S.TERMINATING,
+        S.INIT_FAILED: S.TERMINATING, S.JOIN_FAILED: S.LEAVING, S.TERMINATE_FAILED: S.TERMINATING,
+        S.REQUESTED: S.CANCELLED,
+    }
+
+    def _return(self, burst: Burst, hosts: list[Host]) -> None:
+        """Give these (idle) hosts back: drain what is in the swarm, leave, terminate."""
+        for h in hosts:
             state = HostState(h.state)
             if state is S.LAUNCHING and not h.instance_id:
                 self._submit([h.id], lambda h=h: self._resolve_unlaunched(burst, h), f"resolve {h.id}", burst.id)
             elif state is S.TERMINATE_FAILED and self.clock.now() - h.updated_at < timedelta(
                     seconds=TERMINATE_RETRY_SECONDS):
                 continue
-            elif state in moves:
-                self._move(h.id, moves[state])
-        fresh = self._idle([h for h in self.store.hosts(burst.id) if h.tier == current])
-        ready = [h for h in fresh if h.state == S.READY.value]
-        if ready:
-            self._run_phase(burst, ready, "drain", S.DRAINING, S.LEAVING, S.LEAVING, self.cluster.drain,
+            elif state in self._RETURN_MOVES:
+                self._move(h.id, self._RETURN_MOVES[state])
+        ids = {h.id for h in hosts}
+        fresh = self._idle([h for h in self.store.hosts(burst.id) if h.id in ids])
+        # ready hosts start draining; a drain under way when a previous process died is redone
+        draining = [h for h in fresh if h.state in (S.READY.value, S.DRAINING.value)]
+        if draining:
+            self._run_phase(burst, draining, "drain", S.DRAINING, S.LEAVING, S.LEAVING, self.cluster.drain,
                             seconds=DRAIN_SECONDS)
-        for h in fresh:  # a drain that was under way when a previous process died
-            if h.state == S.DRAINING.value:
-                self._run_phase(burst, [h], "drain", S.DRAINING, S.LEAVING, S.LEAVING, self.cluster.drain,
-                                seconds=DRAIN_SECONDS)
         self._leave_and_terminate(burst, [h for h in fresh if h.state in (S.LEAVING.value, S.TERMINATING.value)])
 
     def busy_for(self, burst: Burst) -> bool:

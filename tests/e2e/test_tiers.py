@@ -1,0 +1,74 @@
+"""Several tiers: filled in order, returned in reverse, and a recalled host replaced from the next tier."""
+
+from datetime import timedelta
+import time
+
+from burst.config import load_config
+from burst.service import BurstService
+
+
+def run(svc, burst_id, until, limit=60):
+    stop = time.monotonic() + limit
+    while not until():
+        assert time.monotonic() < stop, svc.store.state_counts(burst_id)
+        svc.reconcile_once()
+        time.sleep(0.1)
+
+
+def two_tiers(make_burst, first_max_hosts=None):
+    burst = make_burst(boot=0.2, tier="first")
+    text = burst.config.read_text()
+    second = text[text.index("[[tiers]]"):text.index("[initialise]")].replace('name = "first"', 'name = "second"')
+    if first_max_hosts is not None:
+        text = text.replace("concurrency = 16", f"concurrency = 16\nmax_hosts = {first_max_hosts}", 1)
+    burst.config.write_text(text.replace("[initialise]", second + "[initialise]", 1))
+    return BurstService(load_config(burst.config))
+
+
+def test_down_returns_the_last_tier_first(make_burst):
+    svc = two_tiers(make_burst, first_max_hosts=3)
+    try:
+        b = svc.up("ny", {"web": 20}, svc.clock.now() + timedelta(minutes=5))
+        run(svc, b.id, lambda: svc.is_done(b.id))
+        tiers = {h.id: h.tier for h in svc.store.hosts(b.id)}
+        assert sorted(tiers.values()) == ["first"] * 3 + ["second"] * 2
+        svc.down("ny")
+        run(svc, b.id, lambda: svc.is_done(b.id))
+        down = [(tiers[e.host_id], e.to_state) for e in svc.store.journal_entries(burst_id=b.id)
+                if e.kind == "host.transition" and e.to_state in ("draining", "terminated")]
+        last_second = max(i for i, (t, s) in enumerate(down) if t == "second" and s == "terminated")
+        first_first = min(i for i, (t, s) in enumerate(down) if t == "first")
+        assert last_second < first_first, down
+    finally:
+        svc.close()
+
+
+def test_a_retired_host_is_replaced_from_the_next_tier_and_capacity_never_drops(make_burst):
+    svc = two_tiers(make_burst)
+    try:
+        b = svc.up("ny", {"web": 8}, svc.clock.now() + timedelta(minutes=5))
+        run(svc, b.id, lambda: svc.is_done(b.id))
+        ready = svc.store.hosts(b.id)
+        assert {h.tier for h in ready} == {"first"} and len(ready) == 2
+        victim = ready[0]
+
+        retired = svc.retire_hosts([victim.instance_id], "fake", "recall by its owner")
+        assert [h.id for h in retired] == [victim.id]
+        lowest_ready = 2
+
+        def settled():
+            nonlocal lowest_ready
+            hosts = svc.store.hosts(b.id)
+            lowest_ready = min(lowest_ready, sum(h.state == "ready" for h in hosts))
+            return svc.store.host(victim.id).state == "terminated"
+
+        run(svc, b.id, settled)
+        hosts = svc.store.hosts(b.id)
+        replacement = next(h for h in hosts if h.slot == victim.slot and h.attempt == 1)
+        assert replacement.tier == "second" and replacement.state == "ready"
+        assert lowest_ready == 2  # the slot stayed ready all along
+        moves = [(e.host_id, e.to_state) for e in svc.store.journal_entries(burst_id=b.id)
+                 if e.kind == "host.transition"]
+        assert moves.index((replacement.id, "ready")) < moves.index((victim.id, "draining"))
+    finally:
+        svc.close()
