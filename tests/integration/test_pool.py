@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import textwrap
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -486,3 +487,65 @@ def test_two_concurrent_lease_takers_never_share_a_host(store, tmp_path):
     assert [t.exitcode for t in takers] == [0, 0]
     with store.session() as s:
         assert len(list(s.exec(select(PoolLease)))) == ROUNDS * POOL_HOSTS
+
+
+# -- a burst through the service: the pool first, the cloud after; back in reverse -----
+
+def test_burst_takes_the_whole_lent_share_then_the_cloud_and_returns_the_pool_last(store, tmp_path):
+    from burst.config import load_config
+    from burst.service import BurstService
+
+    ledger.import_inventory(store, "mall", inventory(tmp_path, "mall.ini", MALL))
+    ledger.import_inventory(store, "search", inventory(tmp_path, "search.yml", SEARCH))
+    ledger.lend(store, "mall", share=0.25)            # db01, db02
+    ledger.lend(store, "search", hosts=["s01", "s02"])
+    config = write_config(tmp_path, store.url)
+    config.write_text(config.read_text() + textwrap.dedent("""
+        [[tiers]]
+        name = "cloud"
+        provider = "fake"
+        ready_seconds = 20
+        [tiers.options]
+        boot_seconds = 0.1
+        [[tiers.instance_types]]
+        name = "fake.large"
+        cpu = 8
+        memory_gib = 32
+        price_per_hour = 0.2
+        zones = ["zone-a"]
+        [initialise.options]
+        seconds = 0.05
+        [swarm.options]
+        seconds = 0.05
+        """))
+    service = BurstService(load_config(config))
+
+    def settle(burst_id: str) -> None:
+        deadline = datetime.now(UTC) + timedelta(seconds=60)
+        while not service.is_done(burst_id):
+            assert datetime.now(UTC) < deadline, [(h.id, h.state) for h in service.store.hosts(burst_id)]
+            service.reconcile_once()
+            time.sleep(0.05)
+
+    try:
+        burst = service.up("new-year", {"web": 56}, datetime.now(UTC) + timedelta(minutes=10))  # 7 hosts of 8
+        settle(burst.id)
+        hosts = service.store.hosts(burst.id)
+        assert sorted(h.instance_id for h in hosts if h.tier == "pool") == ["db01", "db02", "s01", "s02"]
+        assert sum(h.tier == "cloud" for h in hosts) == 3
+        assert {h.status for h in ledger.host_views(store) if h.name in ("db01", "s01")} == {"leased"}
+        service.down("new-year")
+        settle(burst.id)
+    finally:
+        service.close()
+    hosts = store.hosts(burst.id)
+    assert {(h.tier, h.state) for h in hosts} == {("pool", "released"), ("cloud", "terminated")}
+    journal = store.journal_entries(burst_id=burst.id)
+    cloud_gone = max(e.id for e in journal if e.to_state == "terminated")
+    pool_back = min(e.id for e in journal if e.kind == "pool.released")
+    assert cloud_gone < pool_back  # the dearest capacity went first
+    assert {h.name: h.status for h in ledger.host_views(store) if h.name in ("db01", "db02", "s01", "s02")} == {
+        "db01": "lent", "db02": "lent", "s01": "lent", "s02": "lent"}
+    report = pool_report(store)
+    assert sorted((x.host, x.event) for x in report.leases) == [
+        ("db01", "new-year"), ("db02", "new-year"), ("s01", "new-year"), ("s02", "new-year")]
