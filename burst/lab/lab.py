@@ -414,6 +414,7 @@ class Lab:
         if rec["role"] == "registry":
             return
         system.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_dir / "ssh_host_ed25519_key")])
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation dir (the system's)
         (host_dir / "sshd_config").write_text(self._sshd_config(rec))
         with self.state.edit() as st:
             self._write_known_hosts(st)
