@@ -549,3 +549,58 @@ def test_burst_takes_the_whole_lent_share_then_the_cloud_and_returns_the_pool_la
     report = pool_report(store)
     assert sorted((x.host, x.event) for x in report.leases) == [
         ("db01", "new-year"), ("db02", "new-year"), ("s01", "new-year"), ("s02", "new-year")]
+
+
+def test_recall_in_the_middle_of_a_burst_replaces_before_the_hosts_leave(store, tmp_path):
+    from burst.config import load_config
+    from burst.service import BurstService
+
+    ledger.import_inventory(store, "search", inventory(tmp_path, "search.yml", SEARCH))
+    ledger.lend(store, "search", hosts=["s01", "s02"])
+    config = write_config(tmp_path, store.url)
+    config.write_text(config.read_text() + textwrap.dedent("""
+        [[tiers]]
+        name = "cloud"
+        provider = "fake"
+        ready_seconds = 20
+        [tiers.options]
+        boot_seconds = 0.1
+        [[tiers.instance_types]]
+        name = "fake.large"
+        cpu = 8
+        memory_gib = 32
+        price_per_hour = 0.2
+        zones = ["zone-a"]
+        [initialise.options]
+        seconds = 0.05
+        [swarm.options]
+        seconds = 0.05
+        """))
+    service = BurstService(load_config(config))
+
+    def reconcile_until(done, what: str) -> None:
+        deadline = datetime.now(UTC) + timedelta(seconds=60)
+        while not done():
+            assert datetime.now(UTC) < deadline, what
+            service.reconcile_once()
+            time.sleep(0.05)
+
+    try:
+        burst = service.up("flash-sale", {"web": 16}, datetime.now(UTC) + timedelta(minutes=10))
+        reconcile_until(lambda: service.is_done(burst.id), "burst up")
+        assert sorted(h.instance_id for h in service.live_hosts(burst.id)) == ["s01", "s02"]
+        recalled = CliRunner().invoke(app, ["recall", "search", "s01", "--force", "--config", str(config)])
+        assert recalled.exit_code == 0, recalled.output
+        assert {h.name: h.status for h in ledger.host_views(store)}["s01"] == "recalling"
+        reconcile_until(lambda: {h.name: h.status for h in ledger.host_views(store)}["s01"] == "owned",
+                        "s01 back with its owner")
+        live = service.live_hosts(burst.id)
+        ready = [h for h in live if h.state == "ready"]
+        assert sorted(h.tier for h in ready) == ["cloud", "pool"] and len(live) == 2  # still 2 hosts, s01 replaced
+        journal = store.journal_entries(burst_id=burst.id)
+        (replacement,) = [h for h in ready if h.tier == "cloud"]
+        cloud_ready = min(e.id for e in journal if e.to_state == "ready" and e.host_id == replacement.id)
+        s01_draining = min(e.id for e in journal if e.to_state == "draining")
+        assert cloud_ready < s01_draining  # the replacement was ready before s01 was drained
+    finally:
+        service.close()
