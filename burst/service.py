@@ -7,6 +7,7 @@ cluster together; the logic lives in `burst.planner` and `burst.reconciler`.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
@@ -107,7 +108,7 @@ class BurstService:
         if the_plan.unplaced:
             raise BurstError(f"no tier can take {the_plan.unplaced} before the deadline "
                              f"(skipped: {dict(the_plan.skipped) or 'none'})")
-        burst_id = f"{event[:24]}-{uuid.uuid4().hex[:6]}"
+        burst_id = f"{re.sub(r'[^a-z0-9]+', '-', event.lower()).strip('-')[:40]}-{uuid.uuid4().hex[:6]}"
         burst = Burst(id=burst_id, event=event, cluster=self.config.cluster.name,
                       demand_json=json.dumps(self.check_demand(demand), sort_keys=True),
                       plan_json=json.dumps(the_plan.to_dict()), deadline_at=deadline, created_at=self.clock.now())

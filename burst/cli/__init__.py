@@ -49,7 +49,7 @@ def init(path: Annotated[Path, typer.Argument(help="Where to write the example c
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)  # returns typer.Exit's code instead of exiting
     except BurstError as exc:
         err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(1)
@@ -62,6 +62,7 @@ def main() -> None:
     except KeyboardInterrupt:
         err_console.print("interrupted: run the same command again to resume")
         sys.exit(130)
+    sys.exit(rc if isinstance(rc, int) else 0)
 
 
 if __name__ == "__main__":

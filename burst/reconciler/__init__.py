@@ -182,7 +182,13 @@ class Reconciler:
     def _run_phase(self, burst: Burst, hosts: Sequence[Host], phase: str, to: HostState, ok: HostState,
                    fail: HostState, call: Callable, field: str | None = None, seconds: float | None = None) -> None:
         """Move hosts into `to` and run `call(targets, sink, deadline)` for them in the background."""
-        moved = [m for m in (self._move(h.id, to, phase_deadline=self._deadline(seconds)) for h in hosts) if m]
+        deadline_at = self._deadline(seconds)
+        starting = [h for h in hosts if h.state != to.value]
+        try:  # one transaction for the batch; host by host only if one of them moved meanwhile
+            moved = self.store.transition_many(starting, to, phase_deadline=deadline_at) if starting else []
+        except StaleHostError:
+            moved = [m for m in (self._move(h.id, to, phase_deadline=deadline_at) for h in starting) if m]
+        moved += [h for h in hosts if h.state == to.value]  # a step redone after a crash
         if not moved:
             return
         targets = [self._target(h, burst) for h in moved]
