@@ -45,3 +45,27 @@ def lab_provider(lab: Lab, state_dir: Path, cluster: str = "c1", **options):
 
     return LabProvider(ProviderContext(cluster=cluster, state_dir=state_dir),
                        {"lab": lab.name, "lab_dir": str(lab.dir), **options})  # fmt: skip
+
+
+def set_zone_room(lab: Lab, zone: str, more: int) -> None:
+    """Drill knob: from now on only `more` further launched hosts fit in `zone`."""
+    with lab.state.edit() as st:
+        held = sum(1 for r in st["hosts"].values() if r["role"] == "launched" and r["tags"].get("lab:zone") == zone)
+        st.setdefault("zone_capacity", {})[zone] = held + more
+
+
+def make_foreign_host(lab: Lab, cluster: str | None) -> str:
+    """A host made outside burst: tagged with another cluster, or not tagged at all."""
+    tags = {"burst:cluster": cluster} if cluster else {}
+    return lab.add_host(tags=tags, wait=False).name
+
+
+def reset_launched(lab: Lab) -> None:
+    """Remove every launched host and the provider records: a clean cloud for the next test."""
+    for host in lab.hosts():
+        if host.role == "launched":
+            lab.remove_host(host.name)
+    with lab.state.edit() as st:
+        st["requests"] = {}
+        st.pop("zone_capacity", None)
+        st.pop("broken_sshd_used", None)

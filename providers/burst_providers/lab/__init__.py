@@ -12,6 +12,8 @@ Options (all optional):
   boot_delay_seconds   seconds before a new host's sshd and dockerd start (default 0)
   sshd_broken_hosts    the first N hosts this lab ever launches never start sshd (default 0)
   max_hosts            launched hosts the lab may hold at once (default 64)
+  (the lab state's "zone_capacity" {zone: n}, set by drills and the contract suite
+  through burst.lab.fixtures.set_zone_room, caps the hosts one zone holds)
   instance_types       like the fake provider's; default one type sized as this machine
 """
 
@@ -72,8 +74,11 @@ class LabProvider(Provider):
     def launch(self, req: LaunchRequest) -> list[Instance]:
         if not 1 <= req.count <= self.max_batch:
             raise ValueError(f"lab: launch count {req.count} outside 1..{self.max_batch}")
-        if req.instance_type not in {t.name for t in self._types}:
+        itype = next((t for t in self._types if t.name == req.instance_type), None)
+        if itype is None:
             raise ProviderConfigError(f"lab: unknown instance type {req.instance_type!r}", provider=self.name)
+        if req.zone not in itype.zones:
+            raise ProviderConfigError(f"lab: {req.instance_type} is not offered in zone {req.zone!r}", provider=self.name)
         with map_lab_errors():
             if not self.lab.is_up():
                 raise LabNotUpError(f"lab {self.lab.name!r} is not up: run `burst lab up --name {self.lab.name}`")
@@ -81,11 +86,10 @@ class LabProvider(Provider):
             known = st["requests"].get(req.request_id)
             count = req.count
             if known is None:  # capacity is checked for new requests only
-                held = sum(1 for r in st["hosts"].values() if r["role"] == ROLE)
-                count = max(0, min(req.count, self.max_hosts - held))
+                count = min(req.count, self._room(st, req.zone))
             if count == 0:
                 raise InsufficientCapacityError(
-                    f"lab: {self.max_hosts} hosts already launched (max_hosts)", code="LabFull", provider=self.name
+                    f"lab: no room for {req.instance_type} in zone {req.zone}", code="LabFull", provider=self.name
                 )
             tags = {**self.owner_tags(req.tags), TAG_BATCH: req.request_id,
                     "lab:instance-type": req.instance_type, "lab:zone": req.zone}  # fmt: skip
@@ -96,7 +100,7 @@ class LabProvider(Provider):
             instances = self.describe(names)
         if known is None and count < req.count:
             raise InsufficientCapacityError(
-                f"lab: only {count} of {req.count} hosts (max_hosts {self.max_hosts})",
+                f"lab: only {count} of {req.count} hosts had room in zone {req.zone}",
                 created=instances, code="LabFull", provider=self.name,
             )
         return instances
@@ -130,6 +134,16 @@ class LabProvider(Provider):
             if self.lab.host_record(instance_id) is None:
                 raise InstanceNotFoundError(f"lab: no instance {instance_id}", provider=self.name)
             return dict(self.lab.host(instance_id).vars)
+
+    def _room(self, st: Mapping[str, Any], zone: str) -> int:
+        """How many more hosts fit: `max_hosts` over the whole lab, and a zone's own
+        capacity if the lab state sets one (`zone_capacity`, a stock-out drill knob)."""
+        launched = [r for r in st["hosts"].values() if r["role"] == ROLE]
+        room = self.max_hosts - len(launched)
+        capacity = st.get("zone_capacity", {}).get(zone)
+        if capacity is not None:
+            room = min(room, capacity - sum(1 for r in launched if r["tags"].get("lab:zone") == zone))
+        return max(0, room)
 
     def _owns(self, rec: Mapping[str, Any]) -> bool:
         return rec["tags"].get("burst:cluster") == self.cluster
