@@ -492,7 +492,9 @@ class Lab:
             "burst_host_root": rec["host_root"],
             "burst_docker_host": f"unix://{rec['docker_socket']}",
             "burst_docker_insecure_registry": st["registry"],
-            "burst_docker_restart_command": "",  # the lab starts dockerd with its flags
+            "burst_docker_manage_config": False,  # the lab starts dockerd with --insecure-registry
+            "burst_dnf_releasever": "9",  # the host's empty root has no release package
+            # facter cannot read /proc/1/environ here and says so on every run
             "burst_puppet_command_prefix": "unshare --pid --fork --mount-proc",
         }
         return LabHost(
