@@ -105,6 +105,7 @@ class MotoEc2Server:
         self.calls: list[str] = []
         self._tokens: dict[str, tuple] = {}
         self._capacity: dict[tuple[str | None, str | None], int] = {}
+        self._amis: dict[str, str] = {}
         self._lock = threading.Lock()
         self._run_lock = threading.Lock()
         self._server = None
@@ -140,8 +141,9 @@ class MotoEc2Server:
             zone: ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{16 * n}.0/20", AvailabilityZone=zone)["Subnet"]["SubnetId"]
             for n, zone in enumerate(zones)
         }
-        ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-        return ami, subnets
+        if region not in self._amis:  # moto's default AMIs survive a reset; listing them is slow
+            self._amis[region] = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+        return self._amis[region], subnets
 
     def provider_options(self, region: str, ami: str, subnets: dict[str, str], instance_types: list[dict], **extra) -> dict:
         """Options for burst's aws provider pointed at this server."""
