@@ -103,6 +103,8 @@ def run_playbook(
     ansible-runner's artifacts (job events, stdout) for inspection; by default they are
     deleted with the rest of the run's private directory."""
     tracker = _HostTracker(hosts, sink)
+    if not hosts:
+        return tracker.results
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         tracker.finish_rest("deadline passed before initialisation started")

@@ -461,3 +461,21 @@ def test_lab_hosts_initialise_join_and_leave(workdir, repo):
         for host in hosts:
             state = lab.docker(host.host_id).info()["Swarm"]["LocalNodeState"]
             assert state == "inactive"
+
+
+def test_deadline_ends_the_run(workdir, client_key, repo, dockerd, sshds):
+    """A deadline too short for the playbook: the run is stopped at the deadline and
+    every host is reported failed with the task it was on."""
+    hosts = []
+    for i, sshd in enumerate(sshds[:2]):
+        root = workdir / f"root-d{i}"
+        root.mkdir()
+        hosts.append(_host(f"d{i}", lab_vars(root, sshd.port, client_key, repo, dockerd)))
+    sink = RecordingSink()
+    started = time.monotonic()
+    AnsibleInitialiser().initialise(hosts, sink, started + 4)
+    assert time.monotonic() - started < 4 + 5  # killed at the deadline, then cleaned up
+    for host in hosts:
+        ok, error, _ = sink.results[host.host_id]
+        assert not ok
+        assert error.startswith("deadline exceeded"), error
