@@ -11,7 +11,8 @@ a test and a demo, never collide):
 - files under the lab directory (default /var/lib/burst-lab/NAME): the state file,
   the SSH key pair and known_hosts, per host a directory with sshd's config and host
   key, dockerd's data root and the host's root directory for dnf and puppet;
-- short-path runtime files (docker sockets, exec roots) under /run/burstlab-TAG.
+- short-path runtime files (docker sockets, exec roots) under /run/burst-lab/NAME/HOST:
+  the manager's socket is always /run/burst-lab/NAME/manager/docker.sock.
 
 Hosts: `registry` (Debian's docker-registry), `manager` (swarm manager, drained: it
 runs no workload), `onprem-N` (swarm workers running the base service `web`), and the
@@ -20,6 +21,7 @@ hosts the lab provider launches (`vm-N`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ipaddress
 import os
@@ -41,6 +43,7 @@ from burst.lab.system import LabError, LabNotUpError, ProcessRef
 
 DEFAULT_NAME = "burstlab"
 DEFAULT_ROOT = Path("/var/lib/burst-lab")
+RUN_ROOT = Path("/run/burst-lab")
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 BASE_SERVICE = "web"
 WEB_PORT = 8080
@@ -113,7 +116,7 @@ class Lab:
         self.dir = Path(root_dir) if root_dir else DEFAULT_ROOT / name
         self.tag = hashlib.sha1(name.encode()).hexdigest()[:6]
         self.hub = f"{name}.hub"
-        self.run_dir = Path(f"/run/burstlab-{self.tag}")
+        self.run_dir = RUN_ROOT / name
         self.state = LabState(self.dir)
 
     # -- paths and addresses -----------------------------------------------------------
@@ -232,6 +235,8 @@ class Lab:
         for ns in sorted(namespaces):
             system.netns_delete(ns)
         shutil.rmtree(self.run_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            RUN_ROOT.rmdir()  # only when no other lab uses it
         for sub in ("hosts", "ssh"):
             shutil.rmtree(self.dir / sub, ignore_errors=True)
         self.state.remove()
@@ -394,7 +399,7 @@ class Lab:
         if address is None:
             raise LabError(f"lab {self.name!r} subnet {subnet} is full")
         host_dir = self.dir / "hosts" / name
-        run_dir = self.run_dir / str(index)
+        run_dir = self.run_dir / name  # host names are never reused within a lab
         rec = {
             "name": name, "index": index, "role": role, "address": address, "prefix": subnet.prefixlen,
             "netns": f"{self.name}.{name}", "hub_end": f"v{self.tag}{index}", "dir": str(host_dir),
