@@ -314,3 +314,18 @@ def test_the_example_config_builds_this_provider_through_the_registry():
         assert [t.name for t in provider.instance_types()] == ["ecs.g7.xlarge", "ecs.g6.xlarge"]
     finally:
         providers.close()
+
+
+def test_credentials_never_reach_a_log_line_or_the_output(provider, emulator, caplog, capfd, monkeypatch):
+    import logging
+
+    monkeypatch.setenv("DEBUG", "sdk")  # the SDK's own http debug switch
+    caplog.set_level(logging.DEBUG)
+    emulator.throttle_next(1)
+    emulator.fail_next("DeleteInstances", "InternalError", status=500)
+    made = provider.launch(req("b-secrets"))
+    provider.terminate([i.id for i in made], request_id="t-secrets")
+    out, err = capfd.readouterr()
+    (key_id, secret), = KEYS.items()
+    for text in (caplog.text, out, err, json.dumps([c.params for c in emulator.calls])):
+        assert secret not in text and key_id not in text

@@ -207,3 +207,15 @@ def test_the_example_config_builds_this_provider_through_the_registry():
         assert provider.pacer.buckets["launch"].capacity == 5
     finally:
         providers.close()
+
+
+def test_credentials_never_reach_a_log_line(provider, caplog, capfd):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    Inject(provider, "RunInstances", "RequestLimitExceeded", "Request limit exceeded.", n=1, status=503)
+    made = provider.launch(req("b-secrets"))
+    provider.terminate([i.id for i in made], request_id="t-secrets")
+    out, err = capfd.readouterr()
+    for text in (caplog.text, out, err):
+        assert "Credential=testing" not in text and "AWS4-HMAC-SHA256" not in text

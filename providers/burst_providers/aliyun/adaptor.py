@@ -53,9 +53,12 @@ class EcsAdaptor:
     ):
         from aliyunsdkcore.client import AcsClient
 
-        # the SDK logs every ServerException at ERROR before raising it; burst maps and
-        # reports each error itself, and a throttled burst would flood the log
+        # The SDK logs every ServerException at ERROR before raising it (burst maps and
+        # reports each error itself; a throttled burst would flood the log), its debug
+        # lines carry request parameters, and with DEBUG=sdk in the environment it prints
+        # signed URLs (an STS token is one of their parameters). None of it may reach a log.
         logging.getLogger("aliyunsdkcore.client").setLevel(logging.CRITICAL)
+        logging.getLogger("aliyunsdkcore.http.http_response").disabled = True
         self.client = AcsClient(
             region_id=region,
             credential=_credential(),

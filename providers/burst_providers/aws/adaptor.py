@@ -28,8 +28,15 @@ class Ec2Adaptor:
         connect_timeout: float = 5,
         read_timeout: float = 30,
     ):
+        import logging
+
         import boto3
         from botocore.config import Config
+
+        # botocore's DEBUG lines carry signed request headers (the access key id among
+        # them); burst's own log says what each call did, so botocore keeps to warnings
+        logging.getLogger("botocore").setLevel(logging.WARNING)
+        logging.getLogger("boto3").setLevel(logging.WARNING)
 
         config = Config(
             region_name=region,
