@@ -120,44 +120,32 @@ class SwarmCluster:
     def join(self, hosts: Sequence[HostTarget], sink: HostSink, deadline: float) -> None:
         """join.yml on the hosts not in the swarm yet; then, per host as soon as its
         join is done: wait for its node to be Ready, label it, report its node id."""
-        to_join = []
-        with ThreadPoolExecutor(max_workers=8) as after_join:
+        out = _OncePerHost(sink, hosts, "join")
+        with out.reporting_the_rest(), ThreadPoolExecutor(max_workers=8) as after_join:
+            to_join = []
             for host in hosts:
                 node = self._node_for(host, ready_only=True)
                 if node is not None:  # already in: idempotent
-                    after_join.submit(self._finish_join, host, node["ID"], sink, deadline)
+                    after_join.submit(self._finish_join, host, node["ID"], out, deadline)
                 else:
                     to_join.append(dataclasses.replace(host, vars={**host.vars, "burst_swarm_advertise_addr": host.address}))
-            if to_join:
-                with _docker_errors("read the join token"):
-                    token = self.client.swarm.attrs["JoinTokens"]["Worker"]
-                by_id = {h.host_id: h for h in to_join}
-                reported: set[str] = set()
-                lock = threading.Lock()
+            if not to_join:
+                return
+            with _docker_errors("read the join token"):
+                token = self.client.swarm.attrs["JoinTokens"]["Worker"]
+            by_id = {h.host_id: h for h in to_join}
 
-                class JoinSink:  # hands each joined host over to the post-join steps at once
-                    def event(self, host_id: str, kind: str, detail: Mapping[str, Any]) -> None:
-                        sink.event(host_id, kind, detail)
+            def joined(host_id: str, ok: bool, error: str, data: Mapping[str, Any]) -> None:
+                if not ok:
+                    out.done(host_id, False, f"join: {error}")
+                else:  # on to Ready and labels at once, while the others still join
+                    after_join.submit(self._finish_join, by_id[host_id], data.get("node_id", ""), out, deadline)
 
-                    def done(self, host_id: str, ok: bool, error: str = "", data: Mapping[str, Any] | None = None) -> None:
-                        with lock:
-                            reported.add(host_id)
-                        if not ok:
-                            sink.done(host_id, False, f"join: {error}")
-                        else:
-                            node_id = (data or {}).get("node_id", "")
-                            after_join.submit(cluster._finish_join, by_id[host_id], node_id, sink, deadline)
-
-                cluster = self
-                try:
-                    self._run_playbook(
-                        "join.yml", to_join, JoinSink(), deadline,
-                        extravars={"burst_swarm_manager_addr": self.manager_addr()},
-                        secret_vars={"burst_swarm_join_token": token},
-                    )  # fmt: skip
-                except BurstError as exc:  # every host is reported, even when the run cannot start
-                    for host_id in sorted(set(by_id) - reported):
-                        sink.done(host_id, False, f"join: {exc}")
+            self._run_playbook(
+                "join.yml", to_join, _Relay(out, joined), deadline,
+                extravars={"burst_swarm_manager_addr": self.manager_addr()},
+                secret_vars={"burst_swarm_join_token": token},
+            )  # fmt: skip
 
     def manager_addr(self) -> str:
         if self._manager_addr:
@@ -167,8 +155,8 @@ class SwarmCluster:
         managers = [m["Addr"] for m in info.get("RemoteManagers") or [] if m.get("NodeID") == info.get("NodeID")]
         return managers[0] if managers else f"{info['NodeAddr']}:2377"
 
-    def _finish_join(self, host: HostTarget, node_id: str, sink: HostSink, deadline: float) -> None:
-        try:
+    def _finish_join(self, host: HostTarget, node_id: str, out: "_OncePerHost", deadline: float) -> None:
+        with out.reporting(host.host_id):
             started = time.monotonic()
             node_id = node_id or self._wait_node_id(host, deadline)
             while True:
@@ -177,15 +165,13 @@ class SwarmCluster:
                     break
                 if time.monotonic() > deadline:
                     state = node["Status"]["State"] if node else "absent"
-                    sink.done(host.host_id, False, f"join: node {node_id} not Ready before the deadline ({state})")
+                    out.done(host.host_id, False, f"join: node {node_id} not Ready before the deadline ({state})")
                     return
                 time.sleep(_POLL)
-            sink.event(host.host_id, "node_ready", {"node_id": node_id, "seconds": round(time.monotonic() - started, 3)})
+            out.event(host.host_id, "node_ready", {"node_id": node_id, "seconds": round(time.monotonic() - started, 3)})
             self._update_node(node_id, labels=dict(host.labels))
-            sink.event(host.host_id, "node_labelled", {"node_id": node_id, "labels": dict(host.labels)})
-            sink.done(host.host_id, True, "", {"node_id": node_id})
-        except BurstError as exc:
-            sink.done(host.host_id, False, f"join: {exc}")
+            out.event(host.host_id, "node_labelled", {"node_id": node_id, "labels": dict(host.labels)})
+            out.done(host.host_id, True, "", {"node_id": node_id})
 
     def _wait_node_id(self, host: HostTarget, deadline: float) -> str:
         while True:
@@ -200,74 +186,67 @@ class SwarmCluster:
 
     def drain(self, hosts: Sequence[HostTarget], sink: HostSink, deadline: float) -> None:
         """Availability drain, then wait until no task is live on those nodes."""
-        waiting: dict[str, HostTarget] = {}
-        for host in hosts:
-            try:
-                node = self._node_for(host, ready_only=False)
-                if node is None:
-                    sink.done(host.host_id, True, "", {"node_id": ""})  # already gone
-                    continue
-                self._update_node(node["ID"], availability="drain")
-                waiting[node["ID"]] = host
-            except BurstError as exc:
-                sink.done(host.host_id, False, f"drain: {exc}")
-        started = time.monotonic()
-        while waiting:
-            with contextlib.suppress(BurstError):
-                live = {t["NodeID"] for t in self._tasks({"node": list(waiting)}) if t["Status"]["State"] in _LIVE_TASK_STATES}
-                for node_id in [n for n in waiting if n not in live]:
-                    host = waiting.pop(node_id)
-                    sink.event(host.host_id, "drained", {"node_id": node_id, "seconds": round(time.monotonic() - started, 3)})
-                    sink.done(host.host_id, True, "", {"node_id": node_id})
-            if not waiting:
-                return
-            if time.monotonic() > deadline:
-                for node_id, host in waiting.items():
-                    sink.done(host.host_id, False, f"drain: tasks still running on node {node_id} at the deadline")
-                return
-            time.sleep(_POLL)
+        out = _OncePerHost(sink, hosts, "drain")
+        with out.reporting_the_rest():
+            waiting: dict[str, HostTarget] = {}
+            for host in hosts:
+                with out.reporting(host.host_id):
+                    node = self._node_for(host, ready_only=False)
+                    if node is None:
+                        out.done(host.host_id, True, "", {"node_id": ""})  # already gone
+                        continue
+                    self._update_node(node["ID"], availability="drain")
+                    waiting[node["ID"]] = host
+            started = time.monotonic()
+            while waiting:
+                with contextlib.suppress(ClusterError):  # a failed poll is retried until the deadline
+                    tasks = self._tasks({"node": list(waiting)})
+                    live = {t["NodeID"] for t in tasks if t["Status"]["State"] in _LIVE_TASK_STATES}
+                    for node_id in [n for n in waiting if n not in live]:
+                        host = waiting.pop(node_id)
+                        seconds = round(time.monotonic() - started, 3)
+                        out.event(host.host_id, "drained", {"node_id": node_id, "seconds": seconds})
+                        out.done(host.host_id, True, "", {"node_id": node_id})
+                if not waiting:
+                    return
+                if time.monotonic() > deadline:
+                    for node_id, host in waiting.items():
+                        out.done(host.host_id, False, f"drain: tasks still running on node {node_id} at the deadline")
+                    return
+                time.sleep(_POLL)
 
     def leave(self, hosts: Sequence[HostTarget], sink: HostSink, deadline: float) -> None:
         """leave.yml on the hosts, then `node rm --force` on the manager. A host that
         cannot run leave.yml (unreachable: it is about to be terminated anyway) still has
-        its node removed, with a `leave_forced` event; only a failed `node rm` fails."""
-        nodes: dict[str, str] = {}
-        present = []
-        for host in hosts:
-            try:
-                node = self._node_for(host, ready_only=False)
-            except BurstError as exc:
-                sink.done(host.host_id, False, f"leave: {exc}")
-                continue
-            if node is None:
-                sink.done(host.host_id, True, "", {"node_id": ""})  # already gone
-            else:
-                nodes[host.host_id] = node["ID"]
-                present.append(host)
-        if not present:
-            return
-
-        def remove_node(host_id: str, ok: bool, error: str) -> None:
-            if not ok:
-                sink.event(host_id, "leave_forced", {"error": error})
-            try:
-                with _docker_errors(f"remove node {nodes[host_id]}"):
-                    self.client.api.remove_node(nodes[host_id], force=True)
-            except _not_found():
-                pass
-            except BurstError as exc:
-                sink.done(host_id, False, f"leave: {exc}")
+        its node removed, with a `leave_forced` event; only a failed `node rm` fails.
+        Caveat: such a host's own dockerd still believes it is in the swarm."""
+        out = _OncePerHost(sink, hosts, "leave")
+        with out.reporting_the_rest():
+            nodes: dict[str, str] = {}
+            present = []
+            for host in hosts:
+                with out.reporting(host.host_id):
+                    node = self._node_for(host, ready_only=False)
+                    if node is None:
+                        out.done(host.host_id, True, "", {"node_id": ""})  # already gone
+                    else:
+                        nodes[host.host_id] = node["ID"]
+                        present.append(host)
+            if not present:
                 return
-            sink.done(host_id, True, "", {"node_id": nodes[host_id]})
 
-        class LeaveSink:
-            def event(self, host_id: str, kind: str, detail: Mapping[str, Any]) -> None:
-                sink.event(host_id, kind, detail)
+            def left(host_id: str, ok: bool, error: str, data: Mapping[str, Any]) -> None:
+                with out.reporting(host_id):
+                    if not ok:
+                        out.event(host_id, "leave_forced", {"error": error})
+                    try:
+                        with _docker_errors(f"remove node {nodes[host_id]}"):
+                            self.client.api.remove_node(nodes[host_id], force=True)
+                    except _not_found():
+                        pass  # already gone
+                    out.done(host_id, True, "", {"node_id": nodes[host_id]})
 
-            def done(self, host_id: str, ok: bool, error: str = "", data: Mapping[str, Any] | None = None) -> None:
-                remove_node(host_id, ok, error)
-
-        self._run_playbook("leave.yml", present, LeaveSink(), deadline, extravars={}, secret_vars={})
+            self._run_playbook("leave.yml", present, _Relay(out, left), deadline, extravars={}, secret_vars={})
 
     # -- spillover ---------------------------------------------------------------------
 
@@ -434,6 +413,61 @@ class SwarmCluster:
     def _spillover_services(self, event: str) -> list[dict[str, Any]]:
         with _docker_errors("list services"):
             return self.client.api.services(filters={"label": [f"{LABEL_EVENT}={event}", LABEL_SPILLOVER_OF]})
+
+
+class _OncePerHost:
+    """Wraps the caller's sink: every host of a call is reported `done` exactly once,
+    even when the manager or the playbook run fails half way (then with that error)."""
+
+    def __init__(self, sink: HostSink, hosts: Sequence[HostTarget], step: str):
+        self._sink, self._step = sink, step
+        self._pending = {h.host_id for h in hosts}
+        self._lock = threading.Lock()
+
+    def event(self, host_id: str, kind: str, detail: Mapping[str, Any]) -> None:
+        self._sink.event(host_id, kind, detail)
+
+    def done(self, host_id: str, ok: bool, error: str = "", data: Mapping[str, Any] | None = None) -> None:
+        with self._lock:
+            if host_id not in self._pending:
+                return
+            self._pending.discard(host_id)
+        self._sink.done(host_id, ok, error, data)
+
+    @contextlib.contextmanager
+    def reporting(self, host_id: str) -> Iterator[None]:
+        """A failure of this host's own step fails this host only. Anything raised in a
+        worker thread is reported too: a host must never go unreported."""
+        try:
+            yield
+        except Exception as exc:  # noqa: BLE001
+            detail = str(exc) if isinstance(exc, BurstError) else f"{type(exc).__name__}: {exc}"
+            self.done(host_id, False, f"{self._step}: {detail}")
+
+    @contextlib.contextmanager
+    def reporting_the_rest(self) -> Iterator[None]:
+        """A failure of the whole call fails every host not reported yet, then raises
+        on if it is a bug (not a BurstError)."""
+        try:
+            yield
+        except Exception as exc:
+            for host_id in sorted(self._pending):
+                self.done(host_id, False, f"{self._step}: {exc}")
+            if not isinstance(exc, BurstError):
+                raise
+
+
+class _Relay:
+    """The sink a playbook run reports to: events pass through, `done` goes to `then`."""
+
+    def __init__(self, out: _OncePerHost, then: Callable[[str, bool, str, Mapping[str, Any]], None]):
+        self._out, self._then = out, then
+
+    def event(self, host_id: str, kind: str, detail: Mapping[str, Any]) -> None:
+        self._out.event(host_id, kind, detail)
+
+    def done(self, host_id: str, ok: bool, error: str = "", data: Mapping[str, Any] | None = None) -> None:
+        self._then(host_id, ok, error, data or {})
 
 
 def _not_found() -> type[Exception]:

@@ -153,3 +153,19 @@ def test_join_fails_alone_for_a_host_without_sshd(lab):
 def test_spillover_of_an_unknown_service_is_an_error(lab):
     with pytest.raises(ClusterError, match="no service 'nope'"):
         SwarmCluster(lab.manager_docker_url).ensure_spillover(EVENT, "nope", 1)
+
+
+def test_every_host_is_reported_when_the_deadline_already_passed(lab):
+    host = lab.add_host()
+    try:
+        sink = Sink()
+        SwarmCluster(lab.manager_docker_url).join([target(lab, host.name)], sink, time.monotonic() - 1)
+        ok, error, _ = sink.results[host.name]
+        assert ok is False and "deadline" in error
+    finally:
+        lab.remove_host(host.name)
+
+
+def test_an_unreachable_manager_is_one_clear_error(tmp_path):
+    with pytest.raises(ClusterError, match="swarm: connect to unix://"):
+        SwarmCluster(f"unix://{tmp_path}/no-such.sock")
