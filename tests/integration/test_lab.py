@@ -153,3 +153,15 @@ def test_provider_boot_delay_and_broken_sshd(tmp_path, lab):
         assert ssh_run(lab, again[0].id, "true").returncode == 0
     finally:
         provider.terminate(ids, request_id="t-b")
+
+
+def test_a_failed_up_removes_what_it_made(tmp_path):
+    skip_unless_lab_can_run()
+    lab = Lab(unique_lab_name(), tmp_path / "lab")
+    try:
+        with pytest.raises(LabError, match="not ready in time"):
+            lab.up(workers=1, timeout=0.01)
+        assert not {n for n in netns_names() if n.startswith(lab.name + ".")}
+        assert not lab.dir.exists() and not lab.run_dir.exists()
+    finally:
+        lab.down()
