@@ -5,7 +5,8 @@ the playbooks), yet every host is reported on its own: each task result streams 
 `HostSink.event` as it happens, and a host is reported `done` as soon as its last task
 ("burst result") finishes, or as soon as a task of it fails or it is unreachable. A
 failed playbook does not raise in ansible-runner, so the per-host outcome comes from
-the events, with the run's status and stats for whatever the events did not say.
+the events; a host the events left unsettled (the run timed out or died) is failed
+from the run's status, with the last task it was seen on.
 
 Secrets (the swarm join token) never reach events, logs or artifacts:
 - tasks that see a secret have `no_log: true` (ansible-runner censors their events);
@@ -42,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import burst
-from burst.errors import BurstError
+from burst.errors import BurstError, ConfigError
 from burst.provision import HostSink, HostTarget
 
 #: The name of the last task of every burst playbook; its `msg` is the host's data.
@@ -314,13 +315,30 @@ INITIALISE_PLAYBOOK = "initialise.yml"
 
 @dataclass(frozen=True)
 class AnsibleOptions:
-    """How `AnsibleInitialiser` runs (from the config's [ansible] section)."""
+    """How `AnsibleInitialiser` runs: the config's `[initialise.options]` when
+    `[initialise] kind = "ansible"`."""
 
     forks: int = 50
-    #: variables for every host (e.g. the repository URL when the same for all)
+    #: variables for every host, e.g. `burst_rpm_repo_url` when all hosts share one
+    #: mirror (they override the inventory's)
     extravars: Mapping[str, Any] = field(default_factory=dict)
     #: keep ansible-runner's artifacts here (debugging); None deletes them
     artifact_dir: Path | None = None
+
+    @classmethod
+    def from_mapping(cls, options: Mapping[str, Any]) -> AnsibleOptions:
+        unknown = set(options) - {"forks", "extravars", "artifact_dir"}
+        if unknown:
+            raise ConfigError(f"[initialise.options]: unknown option(s) {', '.join(sorted(unknown))} "
+                              "(known: forks, extravars, artifact_dir)")  # fmt: skip
+        forks = options.get("forks", cls.forks)
+        if not isinstance(forks, int) or isinstance(forks, bool) or forks < 1:
+            raise ConfigError(f"[initialise.options] forks must be a whole number >= 1, not {forks!r}")
+        extravars = options.get("extravars", {})
+        if not isinstance(extravars, Mapping):
+            raise ConfigError("[initialise.options] extravars must be a table of variables")
+        artifact_dir = options.get("artifact_dir")
+        return cls(forks, dict(extravars), Path(artifact_dir) if artifact_dir else None)
 
 
 def playbook_digest(playbook: str = INITIALISE_PLAYBOOK) -> str:
@@ -349,8 +367,11 @@ def config_hash(host: HostTarget, digest: str, extravars: Mapping[str, Any]) -> 
 class AnsibleInitialiser:
     """`Initialiser` that runs initialise.yml: RPMs, masterless puppet, docker."""
 
-    def __init__(self, options: AnsibleOptions | None = None) -> None:
-        self.options = options or AnsibleOptions()
+    def __init__(self, options: AnsibleOptions | Mapping[str, Any] | None = None) -> None:
+        if options is None or isinstance(options, AnsibleOptions):
+            self.options = options or AnsibleOptions()
+        else:
+            self.options = AnsibleOptions.from_mapping(options)
 
     def initialise(self, hosts: Sequence[HostTarget], sink: HostSink, deadline: float) -> None:
         digest = playbook_digest(INITIALISE_PLAYBOOK)

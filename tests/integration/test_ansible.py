@@ -479,3 +479,20 @@ def test_deadline_ends_the_run(workdir, client_key, repo, dockerd, sshds):
         ok, error, _ = sink.results[host.host_id]
         assert not ok
         assert error.startswith("deadline exceeded"), error
+
+
+def test_options_from_config_and_config_hash():
+    from burst.errors import ConfigError
+    from burst.provision.ansible import config_hash, playbook_digest
+
+    assert AnsibleInitialiser({"forks": 8, "extravars": {"burst_rpm_repo_url": "https://m"}}).options.forks == 8
+    for bad in ({"fork": 8}, {"forks": 0}, {"extravars": ["x"]}):
+        with pytest.raises(ConfigError):
+            AnsibleInitialiser(bad)
+    digest = playbook_digest()
+    base = HostTarget("h", "10.0.0.1", "lab", "lab", vars={"ansible_port": 22, "burst_node_agent_port": 7070})
+    moved = HostTarget("h", "10.0.0.2", "lab", "lab", vars={"ansible_port": 2222, "burst_node_agent_port": 7070})
+    changed = HostTarget("h", "10.0.0.1", "lab", "lab", vars={"ansible_port": 22, "burst_node_agent_port": 7071})
+    assert config_hash(base, digest, {}) == config_hash(moved, digest, {})  # connection details do not count
+    assert config_hash(base, digest, {}) != config_hash(changed, digest, {})
+    assert config_hash(base, digest, {}) != config_hash(base, "other playbook files", {})
