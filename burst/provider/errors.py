@@ -27,11 +27,15 @@ class ProviderError(BurstError):
 
 class InsufficientCapacityError(ProviderError):
     """The zone or instance type has no stock. Fails fast: the caller tries the next
-    zone, type or tier. `created` holds what a partial batch did get."""
+    zone, type or tier. `created` holds what a partial batch did get; `zone` and
+    `instance_type` name the offering that ran out ("" when the provider cannot tell)."""
 
-    def __init__(self, message: str, *, created: Sequence["Instance"] = (), **kw):
+    def __init__(self, message: str, *, created: Sequence["Instance"] = (), zone: str = "",
+                 instance_type: str = "", **kw):
         super().__init__(message, **kw)
         self.created = list(created)
+        self.zone = zone
+        self.instance_type = instance_type
 
 
 class QuotaExceededError(ProviderError):

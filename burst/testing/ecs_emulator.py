@@ -18,7 +18,8 @@ aliyun provider uses with the API's real shapes and limits:
   shows Stopping for `delete_seconds`, then disappears.
 
 Faults on demand, from Python (`set_stock`, `throttle_next`, `throttle_rate`,
-`fail_next`) or over HTTP from another process (POST /_emulator/faults with JSON, see
+`fail_next`, `delay_next_reply`: the call is carried out and recorded, then its answer
+is held back, so a test can kill the caller between the cloud call and its reply) or over HTTP from another process (POST /_emulator/faults with JSON, see
 `apply_faults`). Every API call is recorded (action, parameters minus credentials and
 signature, resulting error code) for counting. `on_create(instance) -> address` and
 `on_delete(instance)` hooks let each instance be backed by a lab host.
@@ -109,6 +110,7 @@ class EcsEmulator:
         self.host, self.port = host, port
         self.clock = clock
         self._lock = threading.RLock()
+        self._released = threading.Event()  # set on stop/reset: held replies go out at once
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.reset()
@@ -130,6 +132,7 @@ class EcsEmulator:
         return self
 
     def stop(self) -> None:
+        self._released.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -162,6 +165,7 @@ class EcsEmulator:
 
     def reset(self) -> None:
         """Forget every instance, token, fault and call record."""
+        self._released.set()
         with self._lock:
             self.instances: dict[str, EmulatedInstance] = {}
             self._run_tokens: dict[str, list[str]] = {}
@@ -171,7 +175,10 @@ class EcsEmulator:
             self._throttle_actions: set[str] | None = None
             self._rate_buckets: dict[str | None, TokenBucket] = {}
             self._fail_next: list[tuple[str, int, str, str]] = []
+            self._delays: list[tuple[str, float]] = []
             self.calls: list[Call] = []
+            #: every instance ever created, in order (deleted ones vanish from `instances`)
+            self.created: list[EmulatedInstance] = []
             self._ips = itertools.count(10)
 
     # --- faults ----------------------------------------------------------------------
@@ -201,12 +208,27 @@ class EcsEmulator:
         with self._lock:
             self._fail_next += [(action, status, code, message)] * n
 
+    def delay_next_reply(self, seconds: float, *, action: str = "RunInstances", n: int = 1) -> None:
+        """The next n calls of `action` are carried out and recorded, then answered
+        `seconds` late: to the caller, a reply lost in flight if it dies meanwhile."""
+        with self._lock:
+            self._released.clear()
+            self._delays += [(action, seconds)] * n
+
+    def _hold_reply(self, action: str) -> None:
+        with self._lock:
+            index = next((i for i, (a, _) in enumerate(self._delays) if a == action), None)
+            seconds = self._delays.pop(index)[1] if index is not None else 0.0
+        if seconds:
+            self._released.wait(seconds)
+
     def apply_faults(self, spec: Mapping) -> None:
         """Faults from JSON (the admin endpoint):
         {"stock": [{"count": 0, "zone": "cn-hangzhou-h", "instance_type": null}],
          "throttle_next": {"n": 3, "actions": ["RunInstances"]},
          "throttle_rate": [{"burst": 5, "per_second": 2, "action": "RunInstances"}],
          "fail_next": [{"action": "DeleteInstances", "code": "InternalError", "status": 500, "n": 1}],
+         "delay_next_reply": [{"action": "RunInstances", "seconds": 30, "n": 1}],
          "clear": true}"""
         with self._lock:
             if spec.get("clear"):
@@ -214,6 +236,7 @@ class EcsEmulator:
                 self._throttle_next = 0
                 self._rate_buckets.clear()
                 self._fail_next.clear()
+                self._delays.clear()
             for s in spec.get("stock", []):
                 self.set_stock(s.get("count"), zone=s.get("zone"), instance_type=s.get("instance_type"))
             if "throttle_next" in spec:
@@ -222,6 +245,8 @@ class EcsEmulator:
                 self.throttle_rate(r["burst"], r["per_second"], r.get("action"))
             for f in spec.get("fail_next", []):
                 self.fail_next(f["action"], f["code"], f.get("message", "injected fault"), f.get("status", 400), f.get("n", 1))
+            for d in spec.get("delay_next_reply", []):
+                self.delay_next_reply(d["seconds"], action=d.get("action", "RunInstances"), n=d.get("n", 1))
 
     # --- records and direct access ---------------------------------------------------
 
@@ -270,6 +295,7 @@ class EcsEmulator:
         recorded = {k: v for k, v in params.items() if k not in SECRET_PARAMS}
         with self._lock:
             self.calls.append(Call(action, recorded, error))
+        self._hold_reply(action)
         return status, body
 
     def _check_common(self, params: dict[str, str], method: str) -> None:
@@ -436,6 +462,7 @@ class EcsEmulator:
         if self.on_create:
             inst.address = self.on_create(inst) or inst.address
         self.instances[inst.id] = inst
+        self.created.append(inst)
         return inst.id
 
     def _status(self, inst: EmulatedInstance) -> str:

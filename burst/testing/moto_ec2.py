@@ -10,8 +10,11 @@
 Both are added in front of moto, at the HTTP level, so every client and every process
 that talks to the server sees them. On top: a capacity knob per zone / instance type
 (`set_capacity`) that makes a short zone (partial batch) or an empty one (EC2's real
-InsufficientInstanceCapacity error body), and a record of each API call (action name
-only) so tests and benchmarks count what EC2 would have received.
+InsufficientInstanceCapacity error body), a record of each API call (action name
+only) so tests and benchmarks count what EC2 would have received, a record of each
+RunInstances answered (`launches`: ClientToken, zone, type, instance ids, replayed or
+not), and a reply delay (`delay_next_reply`): the launch is done, then the answer is
+held back, so a test can kill the caller between the cloud call and its reply.
 
 Start it with `MotoEc2Server().start()`; `reset()` between tests.
 """
@@ -19,6 +22,7 @@ Start it with `MotoEc2Server().start()`; `reset()` between tests.
 from __future__ import annotations
 
 import io
+import re
 import threading
 import urllib.request
 import uuid
@@ -53,11 +57,14 @@ class _ClientTokenMiddleware:
             return self.app(environ, start_response)
         with self.server._run_lock:  # one RunInstances at a time: a token is never used twice
             stored = self.server._tokens.get(token)
+            replayed = stored is not None
             if stored is None:
                 stored = self._launch(params, environ)
                 if stored[0].startswith("200"):
                     self.server._tokens[token] = stored
         status, headers, payload = stored
+        self.server._record_launch(params, status, payload, replayed)
+        self.server._hold_reply("RunInstances")
         start_response(status, headers)
         return [payload]
 
@@ -106,6 +113,10 @@ class MotoEc2Server:
         self._tokens: dict[str, tuple] = {}
         self._capacity: dict[tuple[str | None, str | None], int] = {}
         self._amis: dict[str, str] = {}
+        #: one record per RunInstances answered (see _record_launch)
+        self.launches: list[dict] = []
+        self._delays: list[tuple[str, float]] = []
+        self._released = threading.Event()  # set on stop/reset: held replies go out at once
         self._lock = threading.Lock()
         self._run_lock = threading.Lock()
         self._server = None
@@ -176,6 +187,34 @@ class MotoEc2Server:
                 self._capacity[k] -= count
             return count
 
+    def delay_next_reply(self, seconds: float, *, action: str = "RunInstances", n: int = 1) -> None:
+        """The next n calls of `action` are carried out, then answered `seconds` late
+        (a reply lost in flight, as far as a killed caller can tell). Only
+        RunInstances is held for now."""
+        with self._lock:
+            self._released.clear()
+            self._delays += [(action, seconds)] * n
+
+    def _hold_reply(self, action: str) -> None:
+        with self._lock:
+            index = next((i for i, (a, _) in enumerate(self._delays) if a == action), None)
+            seconds = self._delays.pop(index)[1] if index is not None else 0.0
+        if seconds:
+            self._released.wait(seconds)
+
+    def _record_launch(self, params: dict, status: str, payload: bytes, replayed: bool) -> None:
+        ids = re.findall(rb"<instanceId>(i-[0-9a-f]+)</instanceId>", payload) if status.startswith("200") else []
+        with self._lock:
+            self.launches.append({
+                "client_token": params.get("ClientToken", ""),
+                "zone": params.get("Placement.AvailabilityZone", ""),
+                "instance_type": params.get("InstanceType", ""),
+                "max_count": int(params.get("MaxCount", "0") or 0),
+                "instance_ids": [i.decode() for i in ids],
+                "replayed": replayed,
+                "status": int(status.split()[0]),
+            })
+
     def count(self, action: str) -> int:
         with self._lock:
             return self.calls.count(action)
@@ -193,8 +232,12 @@ class MotoEc2Server:
             self._tokens.clear()
             self._capacity.clear()
             self.calls.clear()
+            self.launches.clear()
+            self._delays.clear()
+        self._released.set()
 
     def stop(self) -> None:
+        self._released.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

@@ -60,12 +60,10 @@ CONFIG_PREFIXES = (
 
 
 def capacity_error(message: str, *, code: str, zone: str, instance_type: str, created=()) -> InsufficientCapacityError:
-    err = InsufficientCapacityError(
-        f"aws: no capacity for {instance_type} in {zone}: {message}", code=code, provider=PROVIDER, created=created
+    return InsufficientCapacityError(
+        f"aws: no capacity for {instance_type} in {zone}: {message}", code=code, provider=PROVIDER, created=created,
+        zone=zone, instance_type=instance_type,
     )
-    # which offering ran out, so the core can skip it (see the report: these belong in the class)
-    err.zone, err.instance_type = zone, instance_type
-    return err
 
 
 def map_client_error(exc: Exception, *, operation: str, zone: str = "", instance_type: str = "") -> ProviderError:
