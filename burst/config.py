@@ -44,6 +44,10 @@ class ServiceConfig(_Strict):
     cpu: float = Field(gt=0)
     memory_gib: float = Field(gt=0)
     image: str = ""
+    #: may extra replicas go to room the cluster's nodes already have (the service
+    #: itself grows)? Not for a service that publishes a host-mode port: two of its
+    #: tasks cannot share a node. Otherwise every extra replica goes to burst's hosts.
+    grow_in_place: bool = False
 
 
 class InstanceTypeConfig(_Strict):

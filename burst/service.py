@@ -37,7 +37,7 @@ def make_cluster(config: Config) -> Cluster:
     if config.swarm.kind == "swarm":
         from burst.provision.swarm import SwarmCluster
 
-        return SwarmCluster(config.swarm.options, services={s.name: s for s in config.services})
+        return SwarmCluster.from_options(config.swarm.options)
     from burst.provision.recording import RecordingCluster
 
     return RecordingCluster(config.swarm.options)
@@ -89,8 +89,11 @@ class BurstService:
         if seconds <= 0:
             raise InputError(f"deadline {deadline.isoformat(timespec='seconds')} is in the past")
         shapes = [ServiceShape(s.name, s.cpu, s.memory_gib) for s in self.config.services]
-        return plan(demand, shapes, self.offerings(), seconds_to_deadline=seconds,
-                    free=self.cluster.free_capacity())
+        # only services that may grow in place can use the room nodes already have
+        in_place = {s.name for s in self.config.services if s.grow_in_place}
+        free = self.cluster.free_capacity() if in_place else []
+        return plan(demand, shapes, self.offerings(), seconds_to_deadline=seconds, free=free,
+                    absorbable=in_place)
 
     def up(self, event: str, demand: Mapping[str, int], deadline: datetime) -> Burst:
         """Start the event's burst, or resume the live one: never launches twice."""

@@ -19,6 +19,8 @@ PHASES = {
     "leave": ("leaving", "terminating"),
     "terminate": ("terminating", None),  # ends in terminated or released
 }
+#: reported beside the lifecycle phases: from ready to the host's extra tasks running
+SCHEDULE = "schedule"
 
 
 def state_times(store: Store, burst_id: str) -> dict[str, dict[str, datetime]]:
@@ -33,6 +35,7 @@ def state_times(store: Store, burst_id: str) -> dict[str, dict[str, datetime]]:
 def host_timings(store: Store, burst: Burst) -> list[dict]:
     """Per host: seconds in each phase, and from the burst's start to ready."""
     times = state_times(store, burst.id)
+    scheduled = {e.host_id: e.at for e in store.journal_entries(burst_id=burst.id) if e.kind == "schedule.done"}
     out = []
     for host in store.hosts(burst.id):
         t = times.get(host.id, {})
@@ -41,6 +44,8 @@ def host_timings(store: Store, burst: Burst) -> list[dict]:
             end_at = t.get(end) if end else (t.get("terminated") or t.get("released"))
             if start in t and end_at and end_at >= t[start]:
                 phases[name] = round((end_at - t[start]).total_seconds(), 3)
+        if "ready" in t and host.id in scheduled and scheduled[host.id] >= t["ready"]:
+            phases["schedule"] = round((scheduled[host.id] - t["ready"]).total_seconds(), 3)
         to_ready = round((t["ready"] - host.created_at).total_seconds(), 3) if "ready" in t else None
         out.append({"host": host.id, "slot": host.slot, "attempt": host.attempt, "tier": host.tier,
                     "provider": host.provider, "zone": host.zone, "instance_type": host.instance_type,
@@ -64,7 +69,8 @@ def summary(values: list[float]) -> dict:
 def sla_report(store: Store, burst: Burst, sla_seconds: float) -> dict:
     rows = host_timings(store, burst)
     plan = json.loads(burst.plan_json)
-    phases = {name: summary([r["phases"][name] for r in rows if name in r["phases"]]) for name in PHASES}
+    phases = {name: summary([r["phases"][name] for r in rows if name in r["phases"]])
+              for name in [*PHASES, SCHEDULE]}
     took = (burst.ready_at - burst.created_at).total_seconds() if burst.ready_at else None
     failed = [r for r in rows if r["state"] in ("launch_failed", "init_failed", "join_failed")
               or (r["error"] and r["state"] not in ("ready",))]

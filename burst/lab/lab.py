@@ -40,6 +40,7 @@ from burst.lab import image, system
 from burst.lab.probe import tcp_banner
 from burst.lab.state import LabState
 from burst.lab.system import LabError, LabNotUpError, ProcessRef
+from burst.provision.rpmrepo import ensure_lab_repo, lab_repo_vars
 
 DEFAULT_NAME = "burstlab"
 DEFAULT_ROOT = Path("/var/lib/burst-lab")
@@ -193,6 +194,10 @@ class Lab:
                 created_at=time.time(),
             )  # fmt: skip
         self._make_ssh_key()
+        # the internal RPM repository new hosts install from (a createrepo_c repo here)
+        repo = ensure_lab_repo(self.dir / "rpm-repo")
+        with self.state.edit() as st:
+            st["rpm_repo"] = str(repo)
         system.netns_add(self.hub)
         system.make_bridge(self.hub, "br0", f"{subnet[1]}/{subnet.prefixlen}")
 
@@ -498,7 +503,7 @@ class Lab:
             "burst_docker_host": f"unix://{rec['docker_socket']}",
             "burst_docker_insecure_registry": st["registry"],
             "burst_docker_manage_config": False,  # the lab starts dockerd with --insecure-registry
-            "burst_dnf_releasever": "9",  # the host's empty root has no release package
+            **(lab_repo_vars(Path(st["rpm_repo"])) if st.get("rpm_repo") else {}),
             # facter cannot read /proc/1/environ here and says so on every run
             "burst_puppet_command_prefix": "unshare --pid --fork --mount-proc",
         }

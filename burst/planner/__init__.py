@@ -11,7 +11,7 @@ stays fast.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 from burst.provision import NodeCapacity
@@ -148,12 +148,14 @@ def absorb(remaining: dict[str, int], shapes: Sequence[ServiceShape],
 
 
 def plan(demand: Mapping[str, int], services: Sequence[ServiceShape], tiers: Sequence[TierOffer],
-         *, seconds_to_deadline: float, free: Sequence[NodeCapacity] = ()) -> Plan:
-    """The hosts to add for `demand`; see the module docstring."""
+         *, seconds_to_deadline: float, free: Sequence[NodeCapacity] = (),
+         absorbable: Collection[str] | None = None) -> Plan:
+    """The hosts to add for `demand`; see the module docstring. Only the services in
+    `absorbable` (all when None) may use the `free` room of existing nodes."""
     shapes = sorted((s for s in services if demand.get(s.name, 0) > 0),
                     key=lambda s: (s.cpu, s.memory_gib), reverse=True)
     remaining = {s.name: int(demand[s.name]) for s in shapes}
-    absorbed = absorb(remaining, shapes, free)
+    absorbed = absorb(remaining, [s for s in shapes if absorbable is None or s.name in absorbable], free)
     groups: list[PlanGroup] = []
     skipped: list[tuple[str, str]] = []
     for tier in tiers:

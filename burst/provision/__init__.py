@@ -10,6 +10,8 @@ with whatever became ready meanwhile). Every call has a deadline (a
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -67,14 +69,30 @@ class Cluster(Protocol):
     def leave(self, hosts: Sequence[HostTarget], sink: HostSink, deadline: float) -> None:
         """The host leaves the swarm and its node is removed. A node already gone is ok."""
 
-    def ensure_spillover(self, event: str, service: str, replicas: int) -> None:
-        """Run `replicas` spillover tasks of `service` on the nodes labelled with `event`."""
+    def ensure_spillover(self, event: str, service: str, replicas: int, in_place: int = 0) -> None:
+        """Run `replicas` extra tasks of `service` for `event`: `in_place` of them by
+        growing the service itself where the cluster already has room, the rest as
+        spillover on the nodes labelled with `event_key(event)`. Idempotent."""
 
     def spillover_running(self, event: str) -> dict[str, int]:
-        """Running spillover tasks per service for this event."""
+        """Running extra tasks per service for this event (spillover and in place)."""
+
+    def wait_spillover(self, event: str, hosts: Sequence[HostTarget], sink: HostSink, deadline: float) -> None:
+        """Wait (until `deadline`) for the event's extra tasks to run; report per host
+        the image pulls (`sink.event(..., "image_pull", ...)`) and `done`."""
 
     def remove_spillover(self, event: str) -> None:
-        """Stop every spillover task of this event. A service already gone is ok."""
+        """Stop every extra task of this event (spillover and in place). Idempotent."""
 
     def free_capacity(self) -> list[NodeCapacity]:
         """Free cpu and memory per node that is already in the cluster."""
+
+
+def event_key(event: str) -> str:
+    """The event as cluster names and labels can carry it (DNS-like, at most 48
+    characters): itself when it already fits, else a slug plus a hash of the whole
+    name, so two occurrences `gala@2027-02-09T20:00` never share a key."""
+    if re.fullmatch(r"[a-z0-9][a-z0-9-]{0,47}", event):
+        return event
+    slug = re.sub(r"[^a-z0-9]+", "-", event.lower()).strip("-")[:40] or "event"
+    return f"{slug}-{hashlib.sha1(event.encode()).hexdigest()[:7]}"

@@ -18,6 +18,7 @@ from burst.provision import HostSink, HostTarget, NodeCapacity
 
 class _Recorder:
     def __init__(self, options: Mapping[str, Any]):
+        self.options = dict(options)
         self.seconds = float(options.get("seconds", 0.0))
         self.fail_hosts = set(options.get("fail_hosts", ()))  # host ids that fail, for drills
         self.fail_first = int(options.get("fail_first", 0))  # the first N hosts seen fail, for drills
@@ -68,9 +69,13 @@ class RecordingCluster(_Recorder):
     def leave(self, hosts: Sequence[HostTarget], sink: HostSink, deadline: float) -> None:
         self._each("leave", hosts, sink, deadline)
 
-    def ensure_spillover(self, event: str, service: str, replicas: int) -> None:
+    def ensure_spillover(self, event: str, service: str, replicas: int, in_place: int = 0) -> None:
         with self._lock:
             self.spillover.setdefault(event, {})[service] = replicas
+
+    def wait_spillover(self, event: str, hosts: Sequence[HostTarget], sink: HostSink, deadline: float) -> None:
+        for host in hosts:
+            sink.done(host.host_id, True)
 
     def spillover_running(self, event: str) -> dict[str, int]:
         with self._lock:
@@ -81,4 +86,6 @@ class RecordingCluster(_Recorder):
             self.spillover.pop(event, None)
 
     def free_capacity(self) -> list[NodeCapacity]:
-        return []
+        """Room on existing nodes, from the option `free_room` ([[cpu, memory_gib], ...])."""
+        return [NodeCapacity(f"node-{i}", float(cpu), float(mem))
+                for i, (cpu, mem) in enumerate(self.options.get("free_room", []))]

@@ -31,10 +31,12 @@ from datetime import datetime
 from typing import Any
 
 from burst.errors import BurstError
-from burst.provision import HostSink, HostTarget, NodeCapacity
+from burst.provision import HostSink, HostTarget, NodeCapacity, event_key
 
 LABEL_EVENT = "burst.event"
 LABEL_SPILLOVER_OF = "burst.spillover-of"
+#: on a base service grown in place for an event: `burst.in-place.<event key>` = tasks added
+LABEL_IN_PLACE = "burst.in-place."
 #: the task states a drained node may still show for a while; any other is final
 _LIVE_TASK_STATES = {"new", "pending", "assigned", "accepted", "preparing", "starting", "running"}
 _POLL = 0.2
@@ -61,7 +63,7 @@ def _docker_errors(what: str) -> Iterator[None]:
 
 
 def spillover_name(service: str, event: str) -> str:
-    return f"{service}-burst-{event}"
+    return f"{service}-burst-{event_key(event)}"[:63]
 
 
 class SwarmCluster:
@@ -250,7 +252,9 @@ class SwarmCluster:
 
     # -- spillover ---------------------------------------------------------------------
 
-    def ensure_spillover(self, event: str, service: str, replicas: int) -> None:
+    def ensure_spillover(self, event: str, service: str, replicas: int, in_place: int = 0) -> None:
+        self._grow_in_place(event, service, in_place)
+        replicas -= in_place
         name = spillover_name(service, event)
         with _docker_errors(f"ensure spillover {name}"):
             try:
@@ -273,24 +277,67 @@ class SwarmCluster:
             endpoint = copy.deepcopy(spec.get("EndpointSpec") or {"Mode": "dnsrr"})
             endpoint["Mode"] = "dnsrr"  # no IPVS: the routing mesh does not work here
             host_ports = [p for p in endpoint.get("Ports", []) if p.get("PublishMode") == "host"]
-            placement = {"Constraints": [f"node.labels.{LABEL_EVENT}=={event}"]}
+            placement = {"Constraints": [f"node.labels.{LABEL_EVENT}=={event_key(event)}"]}
             if host_ports:
                 placement["MaxReplicas"] = 1  # one host-mode port per node
             template["Placement"] = placement
             self.client.api.create_service(
                 template, name=name, mode={"Replicated": {"Replicas": replicas}}, endpoint_spec=endpoint,
-                labels={LABEL_EVENT: event, LABEL_SPILLOVER_OF: service},
+                labels={LABEL_EVENT: event_key(event), LABEL_SPILLOVER_OF: service},
             )  # fmt: skip
 
+    def _grow_in_place(self, event: str, service: str, tasks: int) -> None:
+        """Grow (or shrink back) the base service itself by `tasks` for this event. The
+        increment is kept as a label on the service, so a repeat changes nothing and
+        overlapping events add up."""
+        label = LABEL_IN_PLACE + event_key(event)
+        with _docker_errors(f"grow {service} in place"):
+            try:
+                base = self.client.services.get(service)
+            except _not_found():
+                if tasks == 0:
+                    return
+                raise ClusterError(f"swarm: no service {service!r} to grow") from None
+            spec = base.attrs["Spec"]
+            labels = dict(spec.get("Labels") or {})
+            before = int(labels.get(label, 0))
+            if before == tasks:
+                return
+            replicas = spec["Mode"].get("Replicated", {}).get("Replicas", 0) - before + tasks
+            if tasks:
+                labels[label] = str(tasks)
+            else:
+                labels.pop(label, None)
+            import docker.types
+
+            base.update(mode=docker.types.ServiceMode("replicated", replicas=replicas), labels=labels)
+
+    def _in_place_running(self, event: str) -> dict[str, int]:
+        """Of each base service grown for this event, how many of its added tasks run
+        (the added ones are the last to be counted)."""
+        label = LABEL_IN_PLACE + event_key(event)
+        out = {}
+        with _docker_errors("list services"):
+            grown = self.client.api.services(filters={"label": label})
+        for svc in grown:
+            added = int(svc["Spec"]["Labels"][label])
+            wanted = svc["Spec"]["Mode"].get("Replicated", {}).get("Replicas", 0)
+            tasks = self._tasks({"service": svc["ID"], "desired-state": "running"})
+            running = sum(1 for t in tasks if t["Status"]["State"] == "running")
+            out[svc["Spec"]["Name"]] = max(0, min(added, running - (wanted - added)))
+        return out
+
     def spillover_running(self, event: str) -> dict[str, int]:
-        running: dict[str, int] = {}
+        running = self._in_place_running(event)
         for svc in self._spillover_services(event):
             base = svc["Spec"]["Labels"][LABEL_SPILLOVER_OF]
             tasks = self._tasks({"service": svc["ID"], "desired-state": "running"})
-            running[base] = sum(1 for t in tasks if t["Status"]["State"] == "running")
+            running[base] = running.get(base, 0) + sum(1 for t in tasks if t["Status"]["State"] == "running")
         return running
 
     def remove_spillover(self, event: str) -> None:
+        for service in self._in_place_running(event):
+            self._grow_in_place(event, service, 0)
         for svc in self._spillover_services(event):
             try:
                 with _docker_errors(f"remove {svc['Spec']['Name']}"):
@@ -412,7 +459,8 @@ class SwarmCluster:
 
     def _spillover_services(self, event: str) -> list[dict[str, Any]]:
         with _docker_errors("list services"):
-            return self.client.api.services(filters={"label": [f"{LABEL_EVENT}={event}", LABEL_SPILLOVER_OF]})
+            return self.client.api.services(filters={"label": [f"{LABEL_EVENT}={event_key(event)}",
+                                                                LABEL_SPILLOVER_OF]})
 
 
 class _OncePerHost:

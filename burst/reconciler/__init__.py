@@ -47,7 +47,7 @@ from burst.provider import (
     QuotaExceededError,
 )
 from burst.provider.providers import ProviderSet
-from burst.provision import Cluster, HostTarget, Initialiser
+from burst.provision import Cluster, HostTarget, Initialiser, event_key
 from burst.store import Burst, Host, Store, driver_name
 
 log = logging.getLogger(__name__)
@@ -87,6 +87,20 @@ class _Sink:
             fields[self.field] = data[self.field]
         self.rec._move(host_id, self.ok_state if ok else self.fail_state, error=None if ok else error or "failed",
                        **fields)
+
+
+class _JournalSink:
+    """Journals per-host reports of a step that moves no host (scheduling)."""
+
+    def __init__(self, store: Store, burst_id: str, phase: str):
+        self.store, self.burst_id, self.phase = store, burst_id, phase
+
+    def event(self, host_id: str, kind: str, detail: Mapping[str, Any]) -> None:
+        self.store.journal(f"{self.phase}.{kind}", kind, burst_id=self.burst_id, host_id=host_id, detail=detail)
+
+    def done(self, host_id: str, ok: bool, error: str = "", data: Mapping[str, Any] | None = None) -> None:
+        self.store.journal(f"{self.phase}.done", "ok" if ok else error, burst_id=self.burst_id, host_id=host_id,
+                           detail={"ok": ok, **(data or {})})
 
 
 class Reconciler:
@@ -176,7 +190,7 @@ class Reconciler:
             vars_["burst_config_hash"] = host.config_hash
         return HostTarget(host_id=host.id, address=host.address or "", provider=host.provider, tier=host.tier,
                           instance_id=host.instance_id or "", node_id=host.node_id or "", vars=vars_,
-                          labels={"burst.event": burst.event, "burst.tier": host.tier,
+                          labels={"burst.event": event_key(burst.event), "burst.tier": host.tier,
                                   "burst.provider": host.provider})
 
     def _run_phase(self, burst: Burst, hosts: Sequence[Host], phase: str, to: HostState, ok: HostState,
@@ -464,29 +478,44 @@ class Reconciler:
     # -- spillover and completion ---------------------------------------------------
 
     def _spillover(self, burst: Burst, hosts: list[Host]) -> None:
+        """Once a host is ready, ask for the event's extra tasks (the swarm places them
+        as nodes join); once every slot is settled, wait for them to run: the burst is
+        ready when they do."""
         demand: dict[str, int] = json.loads(burst.demand_json)
+        in_place: dict[str, int] = json.loads(burst.plan_json).get("absorbed", {})
         slots = self._live_slots(hosts)
         ready = [h for h in slots.values() if h.state == S.READY.value]
-        if not ready:
+        if not ready and not in_place:
             return
         if burst.id not in self._spillover_asked:
             for service, replicas in demand.items():
-                self.cluster.ensure_spillover(burst.event, service, replicas)
+                self.cluster.ensure_spillover(burst.event, service, replicas, in_place.get(service, 0))
             self._spillover_asked.add(burst.id)
-            self.store.journal("spillover.requested", f"spillover for {burst.event}: {demand}", burst_id=burst.id,
-                               detail=demand)
+            self.store.journal("spillover.requested", f"extra tasks for {burst.event}: {demand}"
+                               + (f" ({in_place} in place)" if in_place else ""), burst_id=burst.id,
+                               detail={"demand": demand, "in_place": in_place})
         if burst.ready_at is not None:
             return
         settled = all(h.state == S.READY.value or (h.error or "").endswith("slot given up") for h in slots.values())
-        if not settled:
-            return
+        key = f"{burst.id}:schedule"
+        with self._lock:
+            if not settled or key in self._busy:
+                return
+        self._submit([key], lambda: self._schedule(burst, ready, demand), "schedule", burst.id)
+
+    def _schedule(self, burst: Burst, ready: list[Host], demand: dict[str, int]) -> None:
+        sink = _JournalSink(self.store, burst.id, "schedule")
+        self.cluster.wait_spillover(burst.event, [self._target(h, burst) for h in ready], sink,
+                                    time.monotonic() + self.config.cluster.phase_timeout_seconds)
         running = self.cluster.spillover_running(burst.event)
-        if all(running.get(s, 0) >= n for s, n in demand.items()):
-            short = sum(1 for h in slots.values() if h.state != S.READY.value)
-            self.store.update_burst(burst.id, f"burst ready: {len(ready)} hosts, spillover running {running}"
-                                    + (f", {short} slots given up" if short else ""), ready_at=self.clock.now())
-            self.store.journal("spillover.running", f"spillover running: {running}", burst_id=burst.id,
-                               detail=running)
+        if not all(running.get(s, 0) >= n for s, n in demand.items()):
+            self.store.journal("spillover.short", f"extra tasks running {running} of {demand}; waiting on",
+                               burst_id=burst.id, detail=running)
+            return
+        short = sum(1 for h in self._live_slots(self.store.hosts(burst.id)).values() if h.state != S.READY.value)
+        self.store.journal("spillover.running", f"extra tasks running: {running}", burst_id=burst.id, detail=running)
+        self.store.update_burst(burst.id, f"burst ready: {len(ready)} hosts, extra tasks running {running}"
+                                + (f", {short} slots given up" if short else ""), ready_at=self.clock.now())
 
     # -- down ------------------------------------------------------------------------
 

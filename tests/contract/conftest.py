@@ -222,10 +222,37 @@ def onprem_stand(tmp_path: Path) -> Iterator[Stand]:
 # --- the parametrized fixture -------------------------------------------------------------
 
 #: name -> builds the stand, given pytest's `request` and tmp_path
+@pytest.fixture(scope="session")
+def lab_for_contract(tmp_path_factory):
+    from burst.lab.fixtures import running_lab, skip_unless_lab_can_run
+
+    skip_unless_lab_can_run()
+    with running_lab(tmp_path_factory.mktemp("contract-lab"), workers=0) as lab:
+        yield lab
+
+
+@contextlib.contextmanager
+def lab_stand(tmp_path: Path, lab) -> Iterator[Stand]:
+    from burst.lab.fixtures import lab_provider, make_foreign_host, reset_launched, set_zone_room
+
+    zones = ["lab-a", "lab-b"]
+    provider = lab_provider(lab, tmp_path, cluster=CLUSTER,
+                            instance_types=[{"name": "lab.host", "zones": zones, **INSTANCE_TYPE_FIELDS}])
+    try:
+        yield Stand(provider=provider, zones=zones, instance_type="lab.host", unknown_id="vm-999999",
+                    stock_out=lambda zone: set_zone_room(lab, zone, 0),
+                    short_stock=lambda zone, n: set_zone_room(lab, zone, n),
+                    make_foreign=lambda cluster: make_foreign_host(lab, cluster),
+                    exists=lambda iid: lab.host_record(iid) is not None)
+    finally:
+        reset_launched(lab)
+
+
 STANDS: dict[str, Callable] = {
     "fake": lambda request, tmp_path: fake_stand(tmp_path),
     "aws": lambda request, tmp_path: aws_stand(tmp_path, request.getfixturevalue("moto_server")),
     "aliyun": lambda request, tmp_path: aliyun_stand(tmp_path, request.getfixturevalue("aliyun_credentials")),
+    "lab": lambda request, tmp_path: lab_stand(tmp_path, request.getfixturevalue("lab_for_contract")),
     "onprem": lambda request, tmp_path: onprem_stand(tmp_path),
 }
 

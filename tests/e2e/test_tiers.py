@@ -72,3 +72,27 @@ def test_a_retired_host_is_replaced_from_the_next_tier_and_capacity_never_drops(
         assert moves.index((replacement.id, "ready")) < moves.index((victim.id, "draining"))
     finally:
         svc.close()
+
+
+def test_room_the_cluster_already_has_is_used_only_by_services_that_grow_in_place(make_burst):
+    burst = make_burst(boot=0.2)
+    text = burst.config.read_text().replace("seconds = 0.1\n", "seconds = 0.1\nfree_room = [[2, 4], [1, 1]]\n")
+    burst.config.write_text(text)
+    svc = BurstService(load_config(burst.config))
+    try:
+        deadline = svc.clock.now() + timedelta(minutes=5)
+        assert svc.plan("ny", {"web": 10}, deadline).absorbed == {}  # web may not grow in place: every extra replica goes to new hosts
+    finally:
+        svc.close()
+    burst.config.write_text(text.replace("memory_gib = 2\n", "memory_gib = 2\ngrow_in_place = true\n", 1))
+    svc = BurstService(load_config(burst.config))
+    try:
+        the_plan = svc.plan("ny", {"web": 10}, deadline)
+        assert the_plan.absorbed == {"web": 2} and the_plan.hosts == 2
+        b = svc.up("ny", {"web": 10}, deadline)
+        run(svc, b.id, lambda: svc.is_done(b.id))
+        assert svc.cluster.spillover["ny"] == {"web": 10}
+        asked = next(e for e in svc.store.journal_entries(burst_id=b.id) if e.kind == "spillover.requested")
+        assert '"in_place": {"web": 2}' in asked.detail_json
+    finally:
+        svc.close()

@@ -231,7 +231,7 @@ def lab_vars(root: Path, port: int, client_key: Path, repo: Path, dockerd: Names
         "burst_puppet_command_prefix": "unshare --pid --fork --mount-proc",
         "burst_docker_host": dockerd.host,
         "burst_docker_insecure_registry": dockerd.registry,
-        "burst_docker_manage_config": False,
+        "burst_docker_restart_command": "",  # the daemon starts with --insecure-registry
     }
 
 
@@ -330,7 +330,7 @@ def test_failing_hosts_fail_on_their_own(workdir, client_key, repo, dockerd, ssh
         daemon_json.parent.mkdir(parents=True)
         daemon_json.write_text('{"log-level": "warn"}')
         variables["ok1"].update(
-            burst_docker_manage_config=True, burst_docker_daemon_json=str(daemon_json), burst_docker_restart_command="true"
+            burst_docker_daemon_json=str(daemon_json), burst_docker_restart_command="true"
         )
         # Puppet's parameter type (Integer[1, 65535]) refuses this value: the run fails
         variables["badpuppet"]["burst_node_agent_port"] = "not-a-port"
@@ -414,11 +414,7 @@ def test_lab_hosts_initialise_join_and_leave(workdir, repo):
     with running_lab(workdir / "lab", workers=0) as lab:
         launched = [lab.add_host(role="launched") for _ in range(2)]
         hosts = [
-            HostTarget(h.name, h.address, "lab", "lab", vars={
-                **h.vars, **lab_repo_vars(repo),
-                # the lab starts dockerd with --insecure-registry: nothing to manage
-                "burst_docker_manage_config": False,
-            })
+            HostTarget(h.name, h.address, "lab", "lab", vars={**h.vars, **lab_repo_vars(repo)})
             for h in launched
         ]  # fmt: skip
         sink = RecordingSink()
