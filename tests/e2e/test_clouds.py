@@ -14,6 +14,7 @@ from collections import Counter
 import pytest
 
 from burst.config import load_config
+from burst.lifecycle import HostState
 from burst.provider import TAG_BURST, TAG_CLUSTER, LaunchRequest
 from burst.store import Store
 from cloud_stands import (  # noqa: F401  (fixtures)
@@ -143,6 +144,22 @@ def test_gc_finds_a_leaked_instance_and_terminates_it_only_when_told(cloud, clou
     table = cloud_burst.run("gc", "--dry-run")
     assert all(i in table.stdout for i in leaked)
     assert all(cloud.alive(i) for i in leaked)  # --dry-run changed nothing
+
+    # another kind: the store says a host is terminated, but its instance lives on (a
+    # store restored from a backup, a hand edit): the store walks it down, the cloud is not told
+    gone = hosts[0]
+    store = Store(load_config(cloud_burst.config).store_url)
+    try:
+        for state in (HostState.DRAINING, HostState.LEAVING, HostState.TERMINATING, HostState.TERMINATED):
+            store.transition(store.host(gone.id), state)
+    finally:
+        store.close()
+    leaked.append(gone.instance_id)
+    held.discard(gone.instance_id)
+    listed = cloud_burst.json("gc", "--dry-run")
+    assert sorted(x["instance_id"] for x in listed["leaks"]) == sorted(leaked)
+    why = {x["instance_id"]: x["why"] for x in listed["leaks"]}
+    assert why[gone.instance_id] == f"host {gone.id} is terminated in the store"
 
     # no --yes and no terminal to confirm on: a one-line refusal, nothing terminated
     refused = cloud_burst.run("gc", check=False)
