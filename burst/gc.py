@@ -21,7 +21,6 @@ Safety, in order of importance:
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -31,8 +30,6 @@ from burst.lifecycle import FINAL, HostState
 from burst.provider import TAG_BATCH, TAG_BURST, InstanceState, ProviderError
 from burst.provider.providers import ProviderSet
 from burst.store import Host, Store
-
-log = logging.getLogger(__name__)
 
 UNKNOWN = "unknown to the store"
 

@@ -43,7 +43,9 @@ def gc(dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list the le
             if not sys.stdin.isatty():
                 raise BurstError(f"{len(leaks)} leaked instance(s) found; not terminating without --yes "
                                  "(no terminal to confirm on); --dry-run only lists them")
-            typer.confirm(f"Terminate these {len(leaks)} instance(s)?", abort=True, err=True)
+            if not typer.confirm(f"Terminate these {len(leaks)} instance(s)?", err=True):
+                err_console.print("nothing terminated")
+                raise typer.Exit(1)
         result = collect(cfg, store, leaks, f"gc-{uuid.uuid4().hex[:12]}", providers)
     finally:
         providers.close()

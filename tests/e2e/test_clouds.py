@@ -18,7 +18,6 @@ from burst.lifecycle import HostState
 from burst.provider import TAG_BURST, TAG_CLUSTER, LaunchRequest
 from burst.store import Store
 from cloud_stands import (  # noqa: F401  (fixtures)
-    CLUSTER,
     cloud,
     cloud_burst,
     ecs_emulator,
