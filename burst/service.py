@@ -170,10 +170,20 @@ class BurstService:
     # -- reading -------------------------------------------------------------------
 
     def is_done(self, burst_id: str) -> bool:
+        """Down: every host returned. Up: ready, or nothing left to try (every slot
+        given up: `burst down` then returns what is left)."""
         burst = self.store.get_burst(burst_id)
-        if burst.status == "active":
-            return burst.ready_at is not None
-        return burst.status == "down"
+        if burst.status != "active":
+            return burst.status == "down"
+        if burst.ready_at is not None:
+            return True
+        hosts = self.store.hosts(burst_id)
+        newest: dict[int, Host] = {}
+        for h in hosts:
+            if h.slot not in newest or h.attempt > newest[h.slot].attempt:
+                newest[h.slot] = h
+        return bool(newest) and all((h.error or "").endswith("slot given up") for h in newest.values()) \
+            and not self.reconciler.busy_for(burst)
 
     def live_hosts(self, burst_id: str) -> list[Host]:
         return [h for h in self.store.hosts(burst_id) if HostState(h.state) not in FINAL]

@@ -15,6 +15,7 @@ from rich.table import Table
 from burst.cli.common import ConfigOption, JsonOption, console, parse_deadline, parse_replicas, print_json, service_for
 from burst.errors import BurstError
 from burst.lifecycle import UP_PHASES, HostState
+from burst.reconciler import MAX_ATTEMPTS
 from burst.timings import sla_report
 
 ReplicasOption = Annotated[
@@ -110,6 +111,9 @@ def up(event: str, replicas: ReplicasOption, deadline: DeadlineOption = "5m", js
     if wait and not done:
         raise BurstError(f"burst {burst.id}: {report['ready_hosts']} of {report['planned_hosts']} hosts ready when "
                          f"the deadline passed; `burst up {event}` resumes it")
+    if wait and burst.ready_at is None:
+        raise BurstError(f"burst {burst.id}: every slot failed {MAX_ATTEMPTS} times ({report['hosts_failed']} hosts tried); "
+                         f"`burst events {event}` says why, `burst down {event}` returns what is left")
 
 
 def _print_sla(report: dict) -> None:
