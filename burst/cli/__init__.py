@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from burst.cli import bursts, status
@@ -48,21 +47,15 @@ def init(path: Annotated[Path, typer.Argument(help="Where to write the example c
 
 
 def main() -> None:
+    """Usage errors are Typer's (exit 2); a BurstError is one line and exit 1."""
     try:
-        rc = app(standalone_mode=False)  # returns typer.Exit's code instead of exiting
+        app()
     except BurstError as exc:
         err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(1)
-    except click.exceptions.Abort:
-        err_console.print("aborted")
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err_console.print("interrupted: run the same command again to resume")
         sys.exit(130)
-    sys.exit(rc if isinstance(rc, int) else 0)
 
 
 if __name__ == "__main__":

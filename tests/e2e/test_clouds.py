@@ -182,9 +182,6 @@ def test_gc_finds_a_leaked_instance_and_terminates_it_only_when_told(cloud, clou
 
 
 @SQLITE_ONLY
-@pytest.mark.xfail(strict=True, reason="the aws and aliyun providers do not tag instances with burst:batch, so "
-                                       "`burst down` cannot find a launch whose reply was lost (see the report "
-                                       "of issue 4); remove this mark once they do")
 def test_down_after_a_sigkill_between_the_launch_call_and_its_reply_leaves_no_instance(cloud, cloud_burst):
     cloud.delay_next_launch_reply(120)
     proc = cloud_burst.popen("up", "ny", "--replicas", REPLICAS, "--deadline", "5m")

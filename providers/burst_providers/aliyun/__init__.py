@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from burst.provider import (
+    TAG_BATCH,
     TAG_CLUSTER,
     Instance,
     InstanceNotFoundError,
@@ -127,7 +128,7 @@ class AliyunProvider(Provider):
             raise ProviderConfigError(
                 f"aliyun options: vswitch_by_zone has no vSwitch for zone {req.zone}", provider=self.name
             )
-        tags = self.owner_tags(req.tags)
+        tags = self.owner_tags({**req.tags, TAG_BATCH: req.request_id})
         token = client_token(req.request_id)
         ids = self.pacer.call(
             "launch",

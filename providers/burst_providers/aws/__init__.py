@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from burst.provider import (
+    TAG_BATCH,
     TAG_CLUSTER,
     Instance,
     InstanceNotFoundError,
@@ -146,7 +147,7 @@ class AwsProvider(Provider):
                 instance_type=req.instance_type,
                 zone=req.zone,
                 subnet_id=subnet_id,
-                tags=self.owner_tags(req.tags),
+                tags=self.owner_tags({**req.tags, TAG_BATCH: req.request_id}),
                 image_id=self.opts.image_id,
                 launch_template=self.opts.launch_template.as_param() if self.opts.launch_template else None,
                 security_group_ids=self.opts.security_group_ids,
