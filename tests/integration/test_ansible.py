@@ -413,12 +413,17 @@ def test_lab_hosts_initialise_join_and_leave(workdir, repo):
     skip_unless_lab_can_run()
     with running_lab(workdir / "lab", workers=0) as lab:
         launched = [lab.add_host(role="launched") for _ in range(2)]
+        # a third host still booting (its sshd starts 5 s from now): initialisation
+        # waits for its SSH instead of failing it
+        launched.append(lab.add_host(role="launched", boot_delay=5, wait=False))
         hosts = [
             HostTarget(h.name, h.address, "lab", "lab", vars={**h.vars, **lab_repo_vars(repo)})
             for h in launched
         ]  # fmt: skip
         sink = RecordingSink()
         AnsibleInitialiser().initialise(hosts, sink, time.monotonic() + 180)
+        waited = [d["duration"] for h, _, d in sink.events if h == hosts[2].host_id and d["task"] == "wait for ssh"]
+        assert waited and waited[0] > 3, waited  # it waited for the host to boot
         for host in hosts:
             ok, error, data = sink.results[host.host_id]
             assert ok, error
