@@ -119,6 +119,13 @@ class LoopbackSshd:
         if self.proc is not None:
             _stop(self.proc)
 
+    def sessions(self) -> list[int]:
+        """PIDs of the SSH sessions in progress (the listener's children)."""
+        if self.proc is None:
+            return []
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        return [int(pid) for pid in children.read_text().split()] if children.exists() else []
+
 
 @dataclass
 class NamespacedDockerd:
@@ -480,6 +487,10 @@ def test_deadline_ends_the_run(workdir, client_key, repo, dockerd, sshds):
         ok, error, _ = sink.results[host.host_id]
         assert not ok
         assert error.startswith("deadline exceeded"), error
+    # Killing ansible-playbook does not stop a module already running on a host (it
+    # finishes, as on a real host that then gets replaced): let the sessions end before
+    # the test's directories are removed.
+    _wait("the killed run's SSH sessions to end", lambda: not any(s.sessions() for s in sshds[:2]), timeout=60)
 
 
 def test_options_from_config_and_config_hash():
