@@ -71,3 +71,4 @@ def reset_launched(lab: Lab) -> None:
         st["requests"] = {}
         st.pop("zone_capacity", None)
         st.pop("broken_sshd_used", None)
+        st.pop("broken_puppet_used", None)

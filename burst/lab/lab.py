@@ -65,6 +65,10 @@ REQUIRED = {
 }
 
 
+#: tag of a launched host that a failure drill breaks on purpose
+DRILL_TAG = "lab:drill"
+
+
 @dataclass(frozen=True)
 class LabHost:
     name: str
@@ -296,12 +300,14 @@ class Lab:
         boot_delay: float = 0.0,
         tags: Mapping[str, str] | None = None,
         broken_sshd_budget: int = 0,
+        broken_puppet_budget: int = 0,
     ) -> list[str]:
         """Create `count` launched hosts for `request_id`, idempotently: the request and
         its host records are written (in one locked step) before anything is created,
         so a repeated call returns the same hosts and creates only what a crash left
         uncreated. The first `broken_sshd_budget` hosts this lab ever launches get no
-        sshd (a host that never answers SSH, for failure drills)."""
+        sshd (a host that never answers SSH), the next `broken_puppet_budget` a value
+        their Puppet run refuses: failure drills."""
         with self.state.edit() as st:
             if not st:
                 raise LabNotUpError(f"lab {self.name!r} is not up: run `burst lab up`")
@@ -311,7 +317,10 @@ class Lab:
                 for _ in range(count):
                     broken = st.get("broken_sshd_used", 0) < broken_sshd_budget
                     st["broken_sshd_used"] = st.get("broken_sshd_used", 0) + int(broken)
-                    rec = self._allocate(st, None, "launched", boot_delay, not broken, tags or {})
+                    bad_puppet = not broken and st.get("broken_puppet_used", 0) < broken_puppet_budget
+                    st["broken_puppet_used"] = st.get("broken_puppet_used", 0) + int(bad_puppet)
+                    host_tags = {**(tags or {}), **({DRILL_TAG: "broken-puppet"} if bad_puppet else {})}
+                    rec = self._allocate(st, None, "launched", boot_delay, not broken, host_tags)
                     names.append(rec["name"])
                 st["requests"][request_id] = names
             records = [st["hosts"][n] for n in names if n in st["hosts"]]
@@ -504,6 +513,8 @@ class Lab:
             "burst_docker_insecure_registry": st["registry"],
             "burst_docker_manage_config": False,  # the lab starts dockerd with --insecure-registry
             **(lab_repo_vars(Path(st["rpm_repo"])) if st.get("rpm_repo") else {}),
+            # the broken-puppet drill: a value the manifest's parameter types refuse
+            **({"burst_node_agent_port": "not-a-port"} if rec["tags"].get(DRILL_TAG) == "broken-puppet" else {}),
             # facter cannot read /proc/1/environ here and says so on every run
             "burst_puppet_command_prefix": "unshare --pid --fork --mount-proc",
         }

@@ -11,6 +11,7 @@ Options (all optional):
   lab_dir              the lab's directory (default /var/lib/burst-lab/<lab>)
   boot_delay_seconds   seconds before a new host's sshd and dockerd start (default 0)
   sshd_broken_hosts    the first N hosts this lab ever launches never start sshd (default 0)
+  puppet_broken_hosts  the next N hosts get a variable their Puppet run refuses (default 0)
   max_hosts            launched hosts the lab may hold at once (default 64)
   (the lab state's "zone_capacity" {zone: n}, set by drills and the contract suite
   through burst.lab.fixtures.set_zone_room, caps the hosts one zone holds)
@@ -54,10 +55,12 @@ class LabProvider(Provider):
         try:
             self.boot_delay = float(options.get("boot_delay_seconds", 0.0))
             self.sshd_broken_hosts = int(options.get("sshd_broken_hosts", 0))
+            self.puppet_broken_hosts = int(options.get("puppet_broken_hosts", 0))
             self.max_hosts = int(options.get("max_hosts", 64))
         except (TypeError, ValueError):
             raise ProviderConfigError(
-                "lab: boot_delay_seconds, sshd_broken_hosts and max_hosts must be numbers", provider=self.name
+                "lab: boot_delay_seconds, sshd_broken_hosts, puppet_broken_hosts and max_hosts must be numbers",
+                provider=self.name
             ) from None
         with map_lab_errors():
             self.lab = Lab(options.get("lab", DEFAULT_NAME), options.get("lab_dir"))
@@ -95,7 +98,7 @@ class LabProvider(Provider):
                     "lab:instance-type": req.instance_type, "lab:zone": req.zone}  # fmt: skip
             names = self.lab.add_hosts(
                 req.request_id, count, boot_delay=self.boot_delay, tags=tags,
-                broken_sshd_budget=self.sshd_broken_hosts,
+                broken_sshd_budget=self.sshd_broken_hosts, broken_puppet_budget=self.puppet_broken_hosts,
             )  # fmt: skip
             instances = self.describe(names)
         if known is None and count < req.count:

@@ -1,0 +1,143 @@
+"""burst up / down on the local lab: real namespaced hosts, real ansible-runner over SSH
+(dnf from the lab's RPM repository, masterless puppet apply), a real Docker Swarm.
+
+Needs root and the lab's Debian packages (the tests skip otherwise, saying which; in
+CI a missing package is a failure)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from burst.config import load_config
+from burst.lab.fixtures import running_lab, skip_unless_lab_can_run
+from burst.store import Store
+
+CONFIG = """
+[cluster]
+name = "labtest"
+store = "sqlite:///{dir}/burst.db"
+state_dir = "{dir}/state"
+phase_timeout_seconds = {phase_timeout}
+
+[[services]]
+name = "web"
+cpu = 0.5
+memory_gib = 0.5
+
+[[tiers]]
+name = "lab-cloud"
+provider = "lab"
+ready_seconds = 60
+[tiers.options]
+lab = "{lab}"
+lab_dir = "{lab_dir}"
+boot_delay_seconds = 1
+sshd_broken_hosts = {broken_sshd}
+puppet_broken_hosts = {broken_puppet}
+[[tiers.instance_types]]
+name = "lab.small"
+cpu = 0.5
+memory_gib = 1
+price_per_hour = 0.05
+zones = ["lab"]
+
+[initialise]
+kind = "ansible"
+
+[swarm]
+kind = "swarm"
+[swarm.options]
+docker_url = "{docker_url}"
+"""
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    skip_unless_lab_can_run()
+    with running_lab(tmp_path_factory.mktemp("lab"), workers=1) as lab:
+        yield lab
+
+
+def write_config(tmp_path, lab, broken_sshd=0, broken_puppet=0, phase_timeout=150):
+    path = tmp_path / "burst.toml"
+    path.write_text(CONFIG.format(dir=tmp_path, lab=lab.name, lab_dir=lab.dir, docker_url=lab.manager_docker_url,
+                                  broken_sshd=broken_sshd, broken_puppet=broken_puppet,
+                                  phase_timeout=phase_timeout))
+    return path
+
+
+def burst(config, *args, timeout=600):
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "burst", *args, "--config", str(config)], capture_output=True,
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL, env={"COLUMNS": "120",
+                                                                                    **__import__("os").environ})
+    assert proc.returncode == 0, f"burst {' '.join(args)}: {proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def launched_hosts(lab) -> set[str]:
+    return {h.name for h in lab.hosts() if h.role == "launched"}
+
+
+def netns_of(lab) -> set[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return {line.split()[0] for line in out.splitlines() if line.startswith(f"{lab.name}.")}
+
+
+def test_up_initialises_joins_and_schedules_on_new_lab_hosts_and_down_leaves_nothing(tmp_path, lab):
+    config = write_config(tmp_path, lab)
+    namespaces_before = netns_of(lab)
+    up = json.loads(burst(config, "up", "gala", "--replicas", "web=4", "--deadline", "10m", "--json").stdout)
+    assert up["ready_hosts"] == 4 and up["planned_hosts"] == 4
+    for phase in ("launch", "initialise", "join", "schedule"):
+        assert up["phases"][phase]["n"] == 4, phase
+
+    store = Store(load_config(config).store_url)
+    hosts = store.hosts()
+    entries = store.journal_entries()
+    store.close()
+    assert len(hosts) == 4 and {h.state for h in hosts} == {"ready"}
+    # the real initialisation ran on each: the RPM from the lab repository, puppet's file
+    for h in hosts:
+        root = lab.host(h.instance_id).host_root
+        rpm = subprocess.run(["rpm", "--root", root, "-q", "burst-node-agent"], capture_output=True, text=True)
+        assert rpm.returncode == 0, rpm.stderr
+    tasks = {json.loads(e.detail_json).get("task") for e in entries if e.kind == "initialise.ansible"}
+    assert {"install the packages", "puppet apply"} <= tasks
+    pulls = [json.loads(e.detail_json) for e in entries if e.kind == "schedule.image_pull"]
+    assert len(pulls) == 4 and all(p["image"].startswith(lab.registry) for p in pulls)
+
+    # the spillover tasks run on exactly the new nodes
+    mgr = lab.docker("manager")
+    service = next(s for s in mgr.services.list() if s.name.startswith("web-burst-gala"))
+    running = [t for t in service.tasks() if t["Status"]["State"] == "running"]
+    assert sorted(t["NodeID"] for t in running) == sorted(h.node_id for h in hosts)
+
+    down = json.loads(burst(config, "down", "gala", "--json").stdout)
+    assert down["status"] == "down" and down["hosts"] == {"terminated": 4}
+    assert {n.attrs["Description"]["Hostname"] for n in mgr.nodes.list()} == {"manager", "onprem-1"}
+    assert not [s for s in mgr.services.list() if s.name.startswith("web-burst-")]
+    assert launched_hosts(lab) == set()
+    assert netns_of(lab) == namespaces_before
+
+
+def test_a_host_without_sshd_and_a_host_whose_puppet_fails_are_replaced(tmp_path, lab):
+    config = write_config(tmp_path, lab, broken_sshd=1, broken_puppet=1, phase_timeout=60)
+    up = json.loads(burst(config, "up", "flash", "--replicas", "web=3", "--deadline", "10m", "--json").stdout)
+    assert up["ready_hosts"] == 3
+
+    store = Store(load_config(config).store_url)
+    hosts = store.hosts()
+    store.close()
+    failed = sorted((h for h in hosts if h.attempt == 0 and h.state != "ready"), key=lambda h: h.error)
+    assert len(failed) == 2 and {h.state for h in failed} == {"terminated"}
+    errors = " | ".join(h.error for h in failed)
+    assert "wait for ssh" in errors and "puppet apply: Error" in errors, errors
+    assert sorted(h.slot for h in hosts if h.attempt == 1) == sorted(h.slot for h in failed)
+
+    burst(config, "down", "flash")
+    assert launched_hosts(lab) == set()
