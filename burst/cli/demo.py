@@ -66,7 +66,8 @@ def register(app: typer.Typer) -> None:
 
 def demo(
     fake: Annotated[bool, typer.Option("--fake", help="Use the fake provider (no root, no lab).")] = False,
-    replicas: Annotated[int, typer.Option(help="Extra web replicas (one new host each on the lab).")] = 4,
+    replicas: Annotated[int, typer.Option(help="Extra web replicas: one new host each on the lab; ten times as many "
+                                                    "on the fake, four to a host.")] = 4,
     keep: Annotated[bool, typer.Option(help="Leave the lab and the burst up at the end.")] = False,
 ) -> None:
     """Run burst's main job on an embedded default: up, report, down."""
