@@ -20,7 +20,7 @@ from burst.planner import Offering, Plan, ServiceShape, TierOffer, plan
 from burst.provider.providers import ProviderSet
 from burst.provision import Cluster, Initialiser
 from burst.reconciler import Reconciler
-from burst.store import Burst, Host, Store
+from burst.store import Burst, Host, Store, newest_per_slot
 
 
 def make_initialiser(config: Config) -> Initialiser:
@@ -143,10 +143,7 @@ class BurstService:
         retired = []
         for burst in self.store.bursts(("active",)):
             hosts = self.store.hosts(burst.id)
-            newest: dict[int, Host] = {}
-            for h in hosts:
-                if h.slot not in newest or h.attempt > newest[h.slot].attempt:
-                    newest[h.slot] = h
+            newest = newest_per_slot(hosts)
             for h in hosts:
                 if h.provider != provider or h.instance_id not in wanted or newest[h.slot].id != h.id:
                     continue
@@ -177,11 +174,7 @@ class BurstService:
             return burst.status == "down"
         if burst.ready_at is not None:
             return True
-        hosts = self.store.hosts(burst_id)
-        newest: dict[int, Host] = {}
-        for h in hosts:
-            if h.slot not in newest or h.attempt > newest[h.slot].attempt:
-                newest[h.slot] = h
+        newest = newest_per_slot(self.store.hosts(burst_id))
         return bool(newest) and all((h.error or "").endswith("slot given up") for h in newest.values()) \
             and not self.reconciler.busy_for(burst)
 

@@ -16,6 +16,7 @@ from burst.cli.common import ConfigOption, JsonOption, console, parse_deadline, 
 from burst.errors import BurstError
 from burst.lifecycle import UP_PHASES, HostState
 from burst.reconciler import MAX_ATTEMPTS
+from burst.store import newest_per_slot
 from burst.timings import sla_report
 
 ReplicasOption = Annotated[
@@ -59,10 +60,7 @@ def plan(event: str, replicas: ReplicasOption, deadline: DeadlineOption = "5m", 
 
 def _slot_progress(svc, burst_id: str) -> dict[str, int]:
     """How many slots have reached each up phase (the newest attempt of each slot)."""
-    latest: dict[int, object] = {}
-    for h in svc.store.hosts(burst_id):
-        if h.slot not in latest or h.attempt > latest[h.slot].attempt:
-            latest[h.slot] = h
+    latest = newest_per_slot(svc.store.hosts(burst_id))
     rank = {s.value: i for i, s in enumerate(UP_PHASES)}
     reached = {"launched": rank[HostState.RUNNING.value], "initialised": rank[HostState.INITIALISED.value],
                "ready": rank[HostState.READY.value]}

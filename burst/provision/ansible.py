@@ -32,6 +32,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -155,6 +156,7 @@ def run_playbook(
             )
     finally:
         _close_ssh_masters(private / "cp")
+        _kill_run_processes(private)
         shutil.rmtree(private, ignore_errors=True)
     tracker.raise_sink_error()
     return tracker.results
@@ -259,6 +261,39 @@ def _close_ssh_masters(control_dir: Path) -> None:
             timeout=10,
             check=False,
         )
+
+
+def _kill_run_processes(private: Path, timeout: float = 5.0) -> None:
+    """Kill whatever is left of this run, by PID. When ansible-runner stops a run at
+    its timeout it kills ansible-playbook's process group, but ansible's workers run
+    in sessions of their own: they would go on, open new SSH connections and start
+    new masters. Every process of the run names the run's private directory on its
+    command line (ansible-playbook and its forked workers: `-e @DIR/vars.json`; ssh
+    and its masters: the control path), and nothing else does."""
+    marker = str(private).encode()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pids = [pid for pid in _pids_naming(marker) if pid != os.getpid()]
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.05)
+
+
+def _pids_naming(marker: bytes) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "cmdline").read_bytes():
+                    pids.append(int(entry.name))
+            except OSError:
+                pass  # gone meanwhile
+    return pids
 
 
 def _write_private(path: Path, values: Mapping[str, Any]) -> Path:

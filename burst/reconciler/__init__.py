@@ -48,7 +48,7 @@ from burst.provider import (
 )
 from burst.provider.providers import ProviderSet
 from burst.provision import Cluster, HostTarget, Initialiser, event_key
-from burst.store import Burst, Host, Store, driver_name
+from burst.store import Burst, Host, Store, driver_name, newest_per_slot
 
 log = logging.getLogger(__name__)
 S = HostState
@@ -246,16 +246,8 @@ class Reconciler:
                             self.cluster.join, field="node_id")
         self._spillover(burst, hosts)
 
-    def _live_slots(self, hosts: Sequence[Host]) -> dict[int, Host]:
-        """The newest attempt of every slot."""
-        latest: dict[int, Host] = {}
-        for h in hosts:
-            if h.slot not in latest or h.attempt > latest[h.slot].attempt:
-                latest[h.slot] = h
-        return latest
-
     def _replace_failed(self, burst: Burst, hosts: list[Host]) -> None:
-        for slot, h in self._live_slots(hosts).items():
+        for slot, h in newest_per_slot(hosts).items():
             if HostState(h.state) not in FAILED:
                 continue
             if h.attempt + 1 >= MAX_ATTEMPTS:
@@ -332,7 +324,7 @@ class Reconciler:
         """A host whose slot has a newer attempt (a recalled host's replacement) is
         given back; a ready one only once the newer attempt is ready, so the
         service's capacity is never short while it moves."""
-        latest = self._live_slots(hosts)
+        latest = newest_per_slot(hosts)
         retiring = []
         for h in self._idle(hosts):
             state = HostState(h.state)
@@ -483,7 +475,7 @@ class Reconciler:
         ready when they do."""
         demand: dict[str, int] = json.loads(burst.demand_json)
         in_place: dict[str, int] = json.loads(burst.plan_json).get("absorbed", {})
-        slots = self._live_slots(hosts)
+        slots = newest_per_slot(hosts)
         ready = [h for h in slots.values() if h.state == S.READY.value]
         if not ready and not in_place:
             return
@@ -512,7 +504,7 @@ class Reconciler:
             self.store.journal("spillover.short", f"extra tasks running {running} of {demand}; waiting on",
                                burst_id=burst.id, detail=running)
             return
-        short = sum(1 for h in self._live_slots(self.store.hosts(burst.id)).values() if h.state != S.READY.value)
+        short = sum(1 for h in newest_per_slot(self.store.hosts(burst.id)).values() if h.state != S.READY.value)
         self.store.journal("spillover.running", f"extra tasks running: {running}", burst_id=burst.id, detail=running)
         self.store.update_burst(burst.id, f"burst ready: {len(ready)} hosts, extra tasks running {running}"
                                 + (f", {short} slots given up" if short else ""), ready_at=self.clock.now())

@@ -25,7 +25,16 @@ from burst.lifecycle import HostState, check_transition
 from burst.store.engine import make_engine, migrate
 from burst.store.models import Burst, Host, JournalEntry, utcnow
 
-__all__ = ["Store", "Burst", "Host", "JournalEntry", "utcnow", "driver_name"]
+__all__ = ["Store", "Burst", "Host", "JournalEntry", "utcnow", "driver_name", "newest_per_slot"]
+
+
+def newest_per_slot(hosts: Iterable[Host]) -> dict[int, Host]:
+    """The newest attempt of every slot: the host that stands for it now."""
+    newest: dict[int, Host] = {}
+    for h in hosts:
+        if h.slot not in newest or h.attempt > newest[h.slot].attempt:
+            newest[h.slot] = h
+    return newest
 
 
 def driver_name() -> str:
