@@ -263,6 +263,17 @@ class RecordingSink:
         return [d["task"] for h, _, d in self.events if h == host_id]
 
 
+def _private_dirs(artifacts: Path) -> set[Path]:
+    """The private directories of the runs whose artifacts are kept here (ansible-runner
+    records the command line, which names the run's extra-vars file)."""
+    found = set()
+    for command in artifacts.rglob("command"):
+        for arg in json.loads(command.read_text())["command"]:
+            if arg.startswith("@") and "burst-ansible-" in arg:
+                found.add(Path(arg[1:]).parent)
+    return found
+
+
 def _host(host_id: str, variables: dict[str, Any]) -> HostTarget:
     return HostTarget(host_id=host_id, address="127.0.0.1", provider="lab", tier="lab", vars=variables)
 
@@ -375,7 +386,6 @@ def test_join_token_never_reaches_events_or_artifacts(workdir, client_key, repo,
     variables = lab_vars(workdir, sshds[3].port, client_key, repo, dockerd)
     variables["burst_swarm_manager_addr"] = "127.0.0.1:9"  # discard port: refused at once
     sink = RecordingSink()
-    private_before = set(Path(tempfile.gettempdir()).glob("burst-ansible-*"))
     results = run_playbook(
         "join.yml",
         [_host("j0", variables)],
@@ -395,7 +405,8 @@ def test_join_token_never_reaches_events_or_artifacts(workdir, client_key, repo,
     assert found.returncode == 1 and found.stdout == "", f"token found in {found.stdout}"
     assert any(artifacts.rglob("*.json")), "the artifacts were kept, so the grep saw them"
     # and no private extra-vars file is left behind
-    assert set(Path(tempfile.gettempdir()).glob("burst-ansible-*")) <= private_before
+    private = _private_dirs(artifacts)
+    assert len(private) == 1 and not any(p.exists() for p in private), private
 
 
 def test_leave_is_idempotent(workdir, client_key, repo, dockerd, sshds):
@@ -480,13 +491,23 @@ def test_deadline_ends_the_run(workdir, client_key, repo, dockerd, sshds):
         root.mkdir()
         hosts.append(_host(f"d{i}", lab_vars(root, sshd.port, client_key, repo, dockerd)))
     sink = RecordingSink()
+    artifacts = workdir / "deadline-artifacts"
     started = time.monotonic()
-    AnsibleInitialiser().initialise(hosts, sink, started + 4)
+    AnsibleInitialiser(AnsibleOptions(artifact_dir=artifacts)).initialise(hosts, sink, started + 4)
     assert time.monotonic() - started < 4 + 5  # killed at the deadline, then cleaned up
     for host in hosts:
         ok, error, _ = sink.results[host.host_id]
         assert not ok
         assert error.startswith("deadline exceeded"), error
+    # Nothing of the run goes on after it returned: no ansible worker, no ssh master,
+    # so nothing recreates its private directory. (Ansible's workers run in sessions of
+    # their own and outlive a killed ansible-playbook; whether one is mid-task at the
+    # deadline is a matter of timing, so this catches a regression only sometimes.)
+    (private,) = _private_dirs(artifacts)
+    time.sleep(2)
+    assert not private.exists(), private
+    leftovers = subprocess.run(["pgrep", "-f", str(private)], capture_output=True, text=True).stdout
+    assert leftovers == "", leftovers
     # Killing ansible-playbook does not stop a module already running on a host (it
     # finishes, as on a real host that then gets replaced): let the sessions end before
     # the test's directories are removed.
