@@ -106,8 +106,33 @@ _PHASE_STYLE = [("launching", "running", "blue", "L"), ("running", "initialising
                 ("initialising", "initialised", "yellow", "I"), ("initialised", "ready", "magenta", "J")]
 
 
+_BLOCKS = " ▁▂▃▄▅▆▇█"
+
+
+def _capacity_chart(burst, times: dict, width: int) -> None:
+    """Ready hosts over the burst's life, one character per time step."""
+    start = burst.created_at
+    moments = [t for h in times.values() for t in h.values()]
+    if not moments:
+        return
+    end = max(moments)
+    span = max((end - start).total_seconds(), 1e-3)
+    intervals = []
+    for t in times.values():
+        if "ready" in t:
+            left = [t[s] for s in ("draining", "leaving", "terminating") if s in t and t[s] >= t["ready"]]
+            intervals.append((t["ready"], min(left) if left else None))
+    counts = []
+    for i in range(width):
+        at = start + (end - start) * (i / max(width - 1, 1))
+        counts.append(sum(1 for a, b in intervals if a <= at and (b is None or at < b)))
+    peak = max(counts) or 1
+    line = "".join(_BLOCKS[round(c / peak * (len(_BLOCKS) - 1))] for c in counts)
+    console.print(f"ready hosts over {span:.0f}s: [green]{line}[/green] peak {max(counts)}")
+
+
 def report(event: str, json_out: JsonOption = False,
-           width: Annotated[int, typer.Option(help="Timeline width in characters.")] = 60,
+           width: Annotated[int, typer.Option(help="Timeline width in characters.")] = 48,
            hosts: Annotated[int, typer.Option(help="Hosts shown on the timeline.")] = 30,
            config: ConfigOption = None) -> None:
     """The SLA report of EVENT's burst, with a timeline of every host's phases."""
@@ -127,6 +152,7 @@ def report(event: str, json_out: JsonOption = False,
     from burst.cli.bursts import _print_sla
 
     _print_sla(rep)
+    _capacity_chart(burst, times, width)
     start = burst.created_at
     ends = [t for h in times.values() for s, t in h.items() if s in ("ready", "init_failed", "launch_failed",
                                                                        "join_failed")]
