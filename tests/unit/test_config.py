@@ -45,3 +45,11 @@ def test_names_must_be_unique(tmp_path):
     text = EXAMPLE + '\n[[services]]\nname = "web"\ncpu = 1\nmemory_gib = 1\n'
     with pytest.raises(ConfigError, match="name 'web' is used twice"):
         load_config(write(tmp_path, text))
+
+
+@pytest.mark.parametrize("name", ["fake", "lab", "aliyun", "aws"])
+def test_the_documented_examples_are_valid(name):
+    from pathlib import Path
+
+    cfg = load_config(Path(__file__).parents[2] / "docs" / "examples" / f"{name}.toml")
+    assert cfg.tiers and cfg.services
