@@ -138,3 +138,14 @@ def test_a_bad_config_and_an_unknown_provider_are_one_line_errors(make_burst):
     proc = burst.run("status", check=False)
     assert proc.returncode == 1 and "tiers[0].instance_types[0].cpu" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_doctor_passes_on_a_sound_config_and_fails_on_an_unknown_provider(make_burst):
+    burst = make_burst()
+    rows = burst.json("doctor")
+    assert {r["status"] for r in rows} == {"ok"}
+    burst.config.write_text(burst.config.read_text().replace('provider = "fake"', 'provider = "nosuch"'))
+    proc = burst.run("doctor", "--json", check=False)
+    assert proc.returncode == 1
+    failed = [r for r in json.loads(proc.stdout) if r["status"] == "fail"]
+    assert failed[0]["check"] == "tier cloud (fake)".replace("fake", "nosuch")
