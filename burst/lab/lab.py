@@ -246,7 +246,7 @@ class Lab:
         shutil.rmtree(self.run_dir, ignore_errors=True)
         with contextlib.suppress(OSError):
             RUN_ROOT.rmdir()  # only when no other lab uses it
-        for sub in ("hosts", "ssh"):
+        for sub in ("hosts", "ssh", "rpm-repo"):
             shutil.rmtree(self.dir / sub, ignore_errors=True)
         self.state.remove()
         try:
