@@ -30,6 +30,13 @@ class InsufficientCapacityError(ProviderError):
     zone, type or tier. `created` holds what a partial batch did get; `zone` and
     `instance_type` name the offering that ran out ("" when the provider cannot tell)."""
 
+    @classmethod
+    def no_stock(cls, provider: str, message: str, *, code: str, zone: str, instance_type: str,
+                 created: Sequence["Instance"] = ()) -> "InsufficientCapacityError":
+        """The error every provider raises for a zone or type out of stock."""
+        return cls(f"{provider}: no capacity for {instance_type} in {zone}: {message}", code=code, provider=provider,
+                   created=created, zone=zone, instance_type=instance_type)
+
     def __init__(self, message: str, *, created: Sequence["Instance"] = (), zone: str = "",
                  instance_type: str = "", **kw):
         super().__init__(message, **kw)

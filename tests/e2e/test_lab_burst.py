@@ -11,48 +11,10 @@ import subprocess
 
 import pytest
 
+from burst.cli.demo import LAB_CONFIG
 from burst.config import load_config
 from burst.lab.fixtures import running_lab, skip_unless_lab_can_run
 from burst.store import Store
-
-CONFIG = """
-[cluster]
-name = "labtest"
-store = "sqlite:///{dir}/burst.db"
-state_dir = "{dir}/state"
-phase_timeout_seconds = {phase_timeout}
-
-[[services]]
-name = "web"
-cpu = 0.5
-memory_gib = 0.5
-
-[[tiers]]
-name = "lab-cloud"
-provider = "lab"
-ready_seconds = 60
-[tiers.options]
-lab = "{lab}"
-lab_dir = "{lab_dir}"
-boot_delay_seconds = 1
-sshd_broken_hosts = {broken_sshd}
-puppet_broken_hosts = {broken_puppet}
-[[tiers.instance_types]]
-name = "lab.small"
-cpu = 0.5
-memory_gib = 1
-price_per_hour = 0.05
-zones = ["lab"]
-
-[initialise]
-kind = "ansible"
-
-[swarm]
-kind = "swarm"
-[swarm.options]
-docker_url = "{docker_url}"
-"""
-
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
@@ -62,10 +24,13 @@ def lab(tmp_path_factory):
 
 
 def write_config(tmp_path, lab, broken_sshd=0, broken_puppet=0, phase_timeout=150):
+    """The demo's lab config, with the failure drills asked for."""
+    text = LAB_CONFIG.format(dir=tmp_path, lab=lab.name, lab_dir=lab.dir, docker_url=lab.manager_docker_url)
+    text = text.replace("phase_timeout_seconds = 150", f"phase_timeout_seconds = {phase_timeout}")
+    text = text.replace("boot_delay_seconds = 2", f"boot_delay_seconds = 1\nsshd_broken_hosts = {broken_sshd}\n"
+                                                  f"puppet_broken_hosts = {broken_puppet}")
     path = tmp_path / "burst.toml"
-    path.write_text(CONFIG.format(dir=tmp_path, lab=lab.name, lab_dir=lab.dir, docker_url=lab.manager_docker_url,
-                                  broken_sshd=broken_sshd, broken_puppet=broken_puppet,
-                                  phase_timeout=phase_timeout))
+    path.write_text(text)
     return path
 
 

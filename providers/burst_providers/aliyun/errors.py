@@ -66,11 +66,8 @@ CONFIG_PREFIXES = (
 )
 
 
-def capacity_error(message: str, *, code: str, zone: str, instance_type: str, created=()) -> InsufficientCapacityError:
-    return InsufficientCapacityError(
-        f"aliyun: no capacity for {instance_type} in {zone}: {message}", code=code, provider=PROVIDER, created=created,
-        zone=zone, instance_type=instance_type,
-    )
+def capacity_error(message: str, **fields) -> InsufficientCapacityError:
+    return InsufficientCapacityError.no_stock(PROVIDER, message, **fields)
 
 
 def map_sdk_error(exc: Exception, *, action: str, zone: str = "", instance_type: str = "") -> ProviderError:
