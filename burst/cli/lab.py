@@ -27,15 +27,18 @@ def up(
     name: NameOption = DEFAULT_NAME,
     lab_dir: DirOption = None,
     workers: Annotated[int, typer.Option(min=0, max=32, help="On-prem worker hosts running the base service.")] = 2,
+    servers: Annotated[int, typer.Option(min=0, max=32, help="A business unit's servers outside the swarm, with "
+                                                            "their inventory for `burst pool import`.")] = 0,
     timeout: Annotated[float, typer.Option(help="Seconds the whole setup may take.")] = 120,
 ) -> None:
     """Hub, image registry, swarm manager and on-prem workers running `web`."""
     lab = Lab(name, lab_dir)
     started = time.monotonic()
     with err_console.status(f"starting lab {name}..."):
-        lab.up(workers=workers, timeout=timeout)
+        lab.up(workers=workers, timeout=timeout, servers=servers)
     err_console.print(f"lab {name} up in {time.monotonic() - started:.1f}s: manager at {lab.manager_docker_url}, "
-                      f"registry {lab.registry}, image {lab.image}")  # fmt: skip
+                      f"registry {lab.registry}, image {lab.image}"
+                      + (f"; servers' inventory: {lab.dir / 'servers.yml'}" if servers else ""))  # fmt: skip
     _table(lab)
 
 

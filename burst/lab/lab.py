@@ -175,8 +175,9 @@ class Lab:
 
     # -- up / down ---------------------------------------------------------------------
 
-    def up(self, workers: int = 2, timeout: float = 120) -> None:
-        """Hub, registry, swarm manager, `workers` on-prem workers running `web`.
+    def up(self, workers: int = 2, timeout: float = 120, servers: int = 0) -> None:
+        """Hub, registry, swarm manager, `workers` on-prem workers running `web`, and
+        `servers` business-unit servers outside the swarm (see `add_servers`).
         On failure everything created so far is removed again."""
         preflight()
         if self.is_up() or system.netns_exists(self.hub):
@@ -184,9 +185,29 @@ class Lab:
         deadline = time.monotonic() + timeout
         try:
             self._up(workers, deadline)
+            if servers:
+                self.add_servers(servers)
         except BaseException:
             self.down()
             raise
+
+    def add_servers(self, count: int, cpu: float = 0.5, memory_gib: float = 1.0) -> Path:
+        """`count` hosts that model a business unit's own servers: up, with sshd and
+        dockerd, not in the swarm; and their Ansible inventory (`servers.yml` in the
+        lab directory), for `burst pool import`. Sizes are what the pool will lend."""
+        with self.state.edit() as st:
+            first = 1 + sum(1 for r in st["hosts"].values() if r["role"] == "server")
+        names = [f"server-{i}" for i in range(first, first + count)]
+        for name in names:
+            self.add_host(name, role="server", wait=False)
+        self.wait_ready(names, time.monotonic() + 60)
+        servers = {h.name: {**h.vars, "cpu": cpu, "memory_gib": memory_gib, "burst_zone": "lab"}
+                   for h in self.hosts() if h.role == "server"}
+        import yaml
+
+        path = self.dir / "servers.yml"
+        path.write_text(yaml.safe_dump({"all": {"hosts": servers}}, sort_keys=True))
+        return path
 
     def _up(self, workers: int, deadline: float) -> None:
         subnet = self._choose_subnet()
@@ -248,6 +269,7 @@ class Lab:
             RUN_ROOT.rmdir()  # only when no other lab uses it
         for sub in ("hosts", "ssh", "rpm-repo"):
             shutil.rmtree(self.dir / sub, ignore_errors=True)
+        (self.dir / "servers.yml").unlink(missing_ok=True)
         self.state.remove()
         try:
             self.dir.rmdir()

@@ -20,6 +20,7 @@ from burst.store import Store
 def lab(tmp_path_factory):
     skip_unless_lab_can_run()
     with running_lab(tmp_path_factory.mktemp("lab"), workers=1) as lab:
+        lab.add_servers(2)  # a business unit's servers, for the pool test
         yield lab
 
 
@@ -106,3 +107,45 @@ def test_a_host_without_sshd_and_a_host_whose_puppet_fails_are_replaced(tmp_path
 
     burst(config, "down", "flash")
     assert launched_hosts(lab) == set()
+
+
+POOL_TIER = """[[tiers]]
+name = "pool"
+provider = "onprem"
+ready_seconds = 60
+
+"""
+
+
+def test_the_pool_is_borrowed_first_set_up_like_cloud_hosts_and_returned_last(tmp_path, lab):
+    config = write_config(tmp_path, lab)
+    config.write_text(config.read_text().replace("[[tiers]]", POOL_TIER + "[[tiers]]", 1))
+    burst(config, "pool", "import", "lab-bu", str(lab.dir / "servers.yml"))
+    burst(config, "pool", "lend", "lab-bu", "--share", "100%")
+
+    up = json.loads(burst(config, "up", "spring", "--replicas", "web=3", "--deadline", "10m", "--json").stdout)
+    assert up["ready_hosts"] == 3
+    store = Store(load_config(config).store_url)
+    hosts = {h.id: h for h in store.hosts()}
+    assert sorted(h.tier for h in hosts.values()) == ["lab-cloud", "pool", "pool"]
+    servers = {h.instance_id for h in hosts.values() if h.tier == "pool"}
+    assert servers == {"server-1", "server-2"}
+    # the borrowed servers were initialised by the same playbooks and joined the swarm
+    for name in servers:
+        rpm = subprocess.run(["rpm", "--root", lab.host(name).host_root, "-q", "burst-node-agent"],
+                             capture_output=True, text=True)
+        assert rpm.returncode == 0, rpm.stderr
+    mgr = lab.docker("manager")
+    assert servers <= {n.attrs["Description"]["Hostname"] for n in mgr.nodes.list()}
+
+    burst(config, "down", "spring")
+    moves = [(hosts[e.host_id].tier, e.to_state) for e in store.journal_entries()
+             if e.kind == "host.transition" and e.to_state in ("draining", "terminated", "released")]
+    store.close()
+    cloud_gone = max(i for i, (tier, state) in enumerate(moves) if tier == "lab-cloud" and state == "terminated")
+    pool_first = min(i for i, (tier, _) in enumerate(moves) if tier == "pool")
+    assert cloud_gone < pool_first, moves
+    assert [state for tier, state in moves if tier == "pool"].count("released") == 2
+    assert not servers & {n.attrs["Description"]["Hostname"] for n in mgr.nodes.list()}
+    shown = json.loads(burst(config, "pool", "show", "lab-bu", "--json").stdout)
+    assert {h["status"] for h in shown} == {"lent"}
