@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import time
-from datetime import timedelta
-from pathlib import Path
 from typing import Annotated
 
 import typer

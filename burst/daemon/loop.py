@@ -9,13 +9,11 @@ the lock every tick, so it takes over within a tick or two of the leader's death
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import socket
 import threading
 import time
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,29 +27,20 @@ from burst.daemon.config import DaemonConfig
 from burst.daemon.leader import LeaderLock, leader_lock_for
 from burst.daemon.metrics import HealthServer, StoreCollector, make_registry
 from burst.daemon.webhook import Notifier
+from burst.gc import find_leaks
 from burst.store import Burst, Store
 
 log = logging.getLogger(__name__)
 
-#: leak detection: `module:function(config, store) -> list` (burst's garbage collector)
-LEAK_HOOK = "burst.gc:find_leaks"
 #: notifications only for what happened this recently (a daemon starting on an old
 #: store does not announce the past)
 NOTIFY_WINDOW = timedelta(minutes=10)
 
 
-def find_leak_hook(spec: str = LEAK_HOOK) -> Callable[[Config, Store], Any] | None:
-    module, _, name = spec.partition(":")
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ModuleNotFoundError, AttributeError):
-        return None
-
-
 class Daemon:
     def __init__(self, config: Config, settings: DaemonConfig, *, store: Store | None = None,
                  service: Any = None, clock: Clock | None = None, lock: LeaderLock | None = None,
-                 identity: str | None = None, leak_hook: str = LEAK_HOOK):
+                 identity: str | None = None):
         self.config = config
         self.settings = settings
         self.clock = clock or SystemClock()
@@ -69,13 +58,11 @@ class Daemon:
                                  on_result=self.repo.notification_done)
         self.calendar = CalendarRunner(config, settings, self.repo, self.service, identity=self.identity,
                                        notify=self._notify)
-        self.leak_hook = leak_hook
         self.leader = False
         self.ticks = 0
         self.last_loop = time.monotonic()
         self._next_leak_check = 0.0
         self._last_leaks: int | None = None
-        self._warned_no_leak_hook = False
         self.http: HealthServer | None = None
         self.collector = StoreCollector(self.store, clock_now=self.clock.now, is_leader=lambda: self.leader)
 
@@ -144,13 +131,7 @@ class Daemon:
         if time.monotonic() < self._next_leak_check:
             return
         self._next_leak_check = time.monotonic() + self.settings.leak_check_seconds
-        finder = find_leak_hook(self.leak_hook)
-        if finder is None:
-            if not self._warned_no_leak_hook:
-                log.warning("leak detection hook %s is not installed: no leak detection", self.leak_hook)
-                self._warned_no_leak_hook = True
-            return
-        leaks = list(finder(self.config, self.store) or [])
+        leaks = find_leaks(self.config, self.store, self.service.providers)
         if leaks and len(leaks) != self._last_leaks:
             self.store.journal("daemon.leaks", f"{len(leaks)} leaked instance(s) found",
                                detail={"count": len(leaks), "leaks": [str(x) for x in leaks[:20]]})

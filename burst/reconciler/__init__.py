@@ -523,7 +523,7 @@ class Reconciler:
         live = [h for h in self.store.hosts(burst.id) if HostState(h.state) not in FINAL]
         if not live:
             if not self.busy_for(burst):
-                self.store.update_burst(burst.id, f"burst down: every host returned", status="down",
+                self.store.update_burst(burst.id, "burst down: every host returned", status="down",
                                         down_at=self.clock.now())
             return
         # the dearest capacity goes first: the last tier in the config returns first
