@@ -48,6 +48,9 @@ class ServiceConfig(_Strict):
     #: itself grows)? Not for a service that publishes a host-mode port: two of its
     #: tasks cannot share a node. Otherwise every extra replica goes to burst's hosts.
     grow_in_place: bool = False
+    #: at most this many replicas on one new host: 1 for a service that publishes a
+    #: host-mode port (the swarm places one such task per node)
+    max_per_host: int | None = Field(None, ge=1)
 
 
 class InstanceTypeConfig(_Strict):

@@ -88,7 +88,7 @@ class BurstService:
         seconds = (deadline - self.clock.now()).total_seconds()
         if seconds <= 0:
             raise InputError(f"deadline {deadline.isoformat(timespec='seconds')} is in the past")
-        shapes = [ServiceShape(s.name, s.cpu, s.memory_gib) for s in self.config.services]
+        shapes = [ServiceShape(s.name, s.cpu, s.memory_gib, s.max_per_host) for s in self.config.services]
         # only services that may grow in place can use the room nodes already have
         in_place = {s.name for s in self.config.services if s.grow_in_place}
         free = self.cluster.free_capacity() if in_place else []

@@ -34,6 +34,7 @@ phase_timeout_seconds = 150
 name = "web"
 cpu = 0.5
 memory_gib = 0.5
+max_per_host = 1            # it publishes port 8080 in host mode: one task per node
 
 [[tiers]]
 name = "lab-cloud"

@@ -22,6 +22,9 @@ class ServiceShape:
     name: str
     cpu: float
     memory_gib: float
+    #: at most this many replicas on one host (1 for a service publishing a host-mode
+    #: port: two of its tasks cannot share a node); None: as many as fit
+    max_per_host: int | None = None
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,7 @@ def _fill_one(cpu: float, mem: float, remaining: dict[str, int],
         want = remaining.get(s.name, 0)
         if want <= 0:
             continue
-        k = min(want, int(cpu / s.cpu + 1e-9), int(mem / s.memory_gib + 1e-9))
+        k = min(want, int(cpu / s.cpu + 1e-9), int(mem / s.memory_gib + 1e-9), s.max_per_host or want)
         if k > 0:
             took[s.name] = k
             cpu -= k * s.cpu

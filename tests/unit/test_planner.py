@@ -70,3 +70,10 @@ def test_a_large_demand_is_planned_by_pattern_not_host_by_host():
     # correctness of the fast path: every host's load fits its shape
     for g in p.groups:
         assert g.replicas.get("web", 0) * 1 + g.replicas.get("api", 0) * 0.5 <= g.count * (16 if g.tier == "pool" else 8)
+
+
+def test_a_service_with_one_task_per_host_gets_a_host_per_replica():
+    one_per_host = ServiceShape("edge", 0.5, 0.5, max_per_host=1)
+    p = plan({"edge": 5, "api": 4}, [one_per_host, API], [AWS], seconds_to_deadline=600)
+    assert p.hosts == 5
+    assert p.groups[0].replicas == {"edge": 5, "api": 4}  # the others still share the hosts
