@@ -168,15 +168,16 @@ class BurstService:
 
     def is_done(self, burst_id: str) -> bool:
         """Down: every host returned. Up: ready, or nothing left to try (every slot
-        given up: `burst down` then returns what is left)."""
+        given up and its last host returned)."""
         burst = self.store.get_burst(burst_id)
         if burst.status != "active":
             return burst.status == "down"
         if burst.ready_at is not None:
             return True
         newest = newest_per_slot(self.store.hosts(burst_id))
-        return bool(newest) and all((h.error or "").endswith("slot given up") for h in newest.values()) \
-            and not self.reconciler.busy_for(burst)
+        given_up = all((h.error or "").endswith("slot given up") and HostState(h.state) in FINAL
+                       for h in newest.values())  # and its last host returned
+        return bool(newest) and given_up and not self.reconciler.busy_for(burst)
 
     def live_hosts(self, burst_id: str) -> list[Host]:
         return [h for h in self.store.hosts(burst_id) if HostState(h.state) not in FINAL]

@@ -107,8 +107,9 @@ def up(event: str, replicas: ReplicasOption, deadline: DeadlineOption = "5m", js
         raise BurstError(f"burst {burst.id}: {report['ready_hosts']} of {report['planned_hosts']} hosts ready when "
                          f"the deadline passed; `burst up {event}` resumes it")
     if wait and burst.ready_at is None:
-        raise BurstError(f"burst {burst.id}: every slot failed {MAX_ATTEMPTS} times ({report['hosts_failed']} hosts tried); "
-                         f"`burst events {event}` says why, `burst down {event}` returns what is left")
+        raise BurstError(f"burst {burst.id}: every slot was given up ({report['hosts_failed']} hosts failed, at most "
+                         f"{MAX_ATTEMPTS} a slot); `burst events {event}` says why, `burst down {event}` returns "
+                         f"what is left")
 
 
 def _print_sla(report: dict) -> None:

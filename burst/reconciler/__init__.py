@@ -53,7 +53,8 @@ from burst.store import Burst, Host, Store, driver_name, newest_per_slot
 log = logging.getLogger(__name__)
 S = HostState
 
-#: attempts per slot before it is given up (the burst then completes short)
+#: hosts of one slot that may come up and fail before the slot is given up (the burst
+#: then completes short); launches that found no stock do not count
 MAX_ATTEMPTS = 3
 #: seconds between two describe calls of one tier while hosts are launching
 POLL_SECONDS = 1.0
@@ -247,17 +248,18 @@ class Reconciler:
         self._spillover(burst, hosts)
 
     def _replace_failed(self, burst: Burst, hosts: list[Host]) -> None:
+        """A failed host's slot gets a replacement, until MAX_ATTEMPTS hosts of the
+        slot came up and failed (a launch that found no stock does not count: it
+        only moves on to the next offering, and offerings are finite) or no
+        offering has stock left; then the slot is given up."""
         for slot, h in newest_per_slot(hosts).items():
-            if HostState(h.state) not in FAILED:
+            if HostState(h.state) not in FAILED or (h.error or "").endswith("slot given up"):
                 continue
-            if h.attempt + 1 >= MAX_ATTEMPTS:
-                if not h.error or "slot given up" not in h.error:
-                    self.store.record(h, f"slot {slot} given up after {MAX_ATTEMPTS} attempts",
-                                      error=f"{h.error}; slot given up")
-                continue
-            offering = self.next_offering(burst, h)
+            came_up = sum(1 for x in hosts if x.slot == slot and x.instance_id and x.error)
+            offering = None if came_up >= MAX_ATTEMPTS else self.next_offering(burst, h)
             if offering is None:
-                self.store.record(h, f"slot {slot}: no offering left with stock", error=f"{h.error}; slot given up")
+                why = f"{came_up} hosts failed" if came_up >= MAX_ATTEMPTS else "no offering left with stock"
+                self.store.record(h, f"slot {slot} given up: {why}", error=f"{h.error}; slot given up")
                 continue
             self.add_replacement(burst, h, offering, f"{h.state}: {h.error}")
 
@@ -272,12 +274,16 @@ class Reconciler:
     def next_offering(self, burst: Burst, failed: Host, *, next_tier: bool = False) -> tuple[str, str, str] | None:
         """The same offering unless it ran out of stock; then the next zone, the next
         instance type of the tier that is at least as big, then the next tier.
-        `next_tier` starts at the tier after the host's (a recalled pool host)."""
+        `next_tier` starts at the tier after the host's (a recalled pool host).
+        Tiers that can still be ready before the burst's deadline come first; the
+        others only when none of those has stock (late capacity beats none)."""
         exhausted = self._exhausted_offerings(burst.id)
         old = next((t for t in self.tier_types(failed.tier) if t.name == failed.instance_type), None)
         tiers = self.config.tiers
         start = [t.name for t in tiers].index(failed.tier) + (1 if next_tier else 0)
-        for tier in tiers[start:]:
+        left = (burst.deadline_at - self.clock.now()).total_seconds()
+        candidates = sorted(tiers[start:], key=lambda t: t.ready_seconds > left)  # stable: config order kept
+        for tier in candidates:
             types = sorted(self.tier_types(tier.name), key=lambda t: (t.name != failed.instance_type,
                                                                        t.price_per_hour))
             for itype in types:

@@ -149,3 +149,14 @@ def test_doctor_passes_on_a_sound_config_and_fails_on_an_unknown_provider(make_b
     assert proc.returncode == 1
     failed = [r for r in json.loads(proc.stdout) if r["status"] == "fail"]
     assert failed[0]["check"] == "tier cloud (fake)".replace("fake", "nosuch")
+
+
+def test_a_slot_whose_hosts_keep_failing_is_given_up_and_up_says_so(make_burst):
+    burst = make_burst(boot=0.1, init_failures=100)
+    proc = burst.run("up", "ny", "--replicas", "web=4", check=False)
+    assert proc.returncode == 1 and "every slot was given up (3 hosts failed" in proc.stderr
+    store = store_of(burst)
+    hosts = store.hosts()
+    store.close()
+    assert len(hosts) == 3 and all(h.state == "terminated" for h in hosts)  # each failed host was returned
+    burst.run("down", "ny")

@@ -96,3 +96,24 @@ def test_room_the_cluster_already_has_is_used_only_by_services_that_grow_in_plac
         assert '"in_place": {"web": 2}' in asked.detail_json
     finally:
         svc.close()
+
+
+def test_a_replacement_prefers_a_tier_that_can_still_make_the_deadline(make_burst):
+    burst = make_burst(boot=0.2, tier="first")
+    text = burst.config.read_text()
+    tier = text[text.index("[[tiers]]"):text.index("[initialise]")]
+    slow = (tier.replace('name = "first"', 'name = "slow"').replace("ready_seconds = 30", "ready_seconds = 900")
+            .replace("faults = {}", f'faults = {{}}\nstate_file = "{burst.dir}/slow.json"'))
+    fast = (tier.replace('name = "first"', 'name = "fast"')
+            .replace("faults = {}", f'faults = {{}}\nstate_file = "{burst.dir}/fast.json"'))
+    first = tier.replace("faults = {}", 'faults = { no_stock_zones = ["zone-a", "zone-b"] }\n'
+                                        f'state_file = "{burst.dir}/first.json"')
+    burst.config.write_text(text.replace(tier, first + slow + fast))
+    svc = BurstService(load_config(burst.config))
+    try:
+        b = svc.up("ny", {"web": 8}, svc.clock.now() + timedelta(minutes=5))
+        run(svc, b.id, lambda: svc.is_done(b.id))
+        ready = [h for h in svc.store.hosts(b.id) if h.state == "ready"]
+        assert len(ready) == 2 and {h.tier for h in ready} == {"fast"}  # not "slow": it cannot be ready in time
+    finally:
+        svc.close()
