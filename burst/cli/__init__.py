@@ -47,15 +47,28 @@ def init(path: Annotated[Path, typer.Argument(help="Where to write the example c
 
 
 def main() -> None:
-    """Usage errors are Typer's (exit 2); a BurstError is one line and exit 1."""
+    """Every error an operator can make is one line on stderr: a BurstError exits 1,
+    a usage error (Typer's) exits 2, and neither shows a traceback."""
     try:
-        app()
+        rc = app(standalone_mode=False)  # returns typer.Exit's code instead of exiting
     except BurstError as exc:
         err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(1)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
     except KeyboardInterrupt:
         err_console.print("interrupted: run the same command again to resume")
         sys.exit(130)
+    except Exception as exc:
+        # Typer raises its own copy of click's usage errors: known by their shape
+        if not (hasattr(exc, "format_message") and hasattr(exc, "exit_code")):
+            raise
+        ctx = getattr(exc, "ctx", None)
+        where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        err_console.print(f"[red]error:[/red] {exc.format_message()}{where}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    sys.exit(rc if isinstance(rc, int) else 0)
 
 
 if __name__ == "__main__":

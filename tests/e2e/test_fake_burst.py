@@ -160,3 +160,10 @@ def test_a_slot_whose_hosts_keep_failing_is_given_up_and_up_says_so(make_burst):
     store.close()
     assert len(hosts) == 3 and all(h.state == "terminated" for h in hosts)  # each failed host was returned
     burst.run("down", "ny")
+
+
+def test_a_usage_error_is_one_line_too(make_burst):
+    burst = make_burst()
+    proc = burst.run("up", "ny", "--bogus", check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: No such option: --bogus (see `burst up --help`)"
