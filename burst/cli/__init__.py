@@ -50,7 +50,7 @@ def main() -> None:
     """Every error an operator can make is one line on stderr: a BurstError exits 1,
     a usage error (Typer's) exits 2, and neither shows a traceback."""
     try:
-        rc = app(standalone_mode=False)  # returns typer.Exit's code instead of exiting
+        rc = app(standalone_mode=False, prog_name="burst")  # returns typer.Exit's code, does not exit
     except BurstError as exc:
         err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(1)
