@@ -58,6 +58,9 @@ S = HostState
 MAX_ATTEMPTS = 3
 #: seconds between two describe calls of one tier while hosts are launching
 POLL_SECONDS = 1.0
+#: seconds a launched instance may be missing from describe (eventual consistency)
+#: before the host is failed
+UNSEEN_GRACE_SECONDS = 30.0
 #: seconds before a failed terminate is tried again
 TERMINATE_RETRY_SECONDS = 5.0
 #: seconds a drain may take before the host leaves anyway
@@ -167,12 +170,15 @@ class Reconciler:
 
         self._pool.submit(run)
 
-    def _move(self, host_id: str, new: HostState, **kw: Any) -> Host | None:
-        """Transition by id, re-reading once if the row moved meanwhile."""
+    def _move(self, host_id: str, new: HostState, *, expect: HostState | None = None, **kw: Any) -> Host | None:
+        """Transition by id, re-reading if the row moved meanwhile. With `expect`, only
+        from that state: a host another step moved on is left alone (None)."""
         for _ in range(3):
             host = self.store.host(host_id)
             if host.state == new.value:
                 return host
+            if expect is not None and host.state != expect.value:
+                return None
             try:
                 return self.store.transition(host, new, **kw)
             except StaleHostError:
@@ -413,8 +419,8 @@ class Reconciler:
                     for zone in t.zones:
                         self._mark_exhausted(burst.id, first.tier, zone, t.name, f"quota: {exc}")
             except ProviderError as exc:
-                self._provider_error(burst, first.tier, "launch", exc)
                 if exc.retryable:
+                    self._provider_error(burst, first.tier, "launch", exc)
                     return  # still launching: the next pass asks again with the same request id
                 instances, error = [], exc
                 self._mark_exhausted(burst.id, first.tier, first.zone, first.instance_type, str(exc))
@@ -460,14 +466,20 @@ class Reconciler:
             self._provider_error(burst, tier, "describe", exc)
             return
         now = self.clock.now()
-        for h in hosts:
+        for h in hosts:  # read before the call: a host moved on meanwhile is left alone (expect)
             inst = seen.get(h.instance_id)
             if inst is not None and inst.state is InstanceState.RUNNING and inst.address:
-                self._move(h.id, S.RUNNING, address=inst.address, phase_deadline=None)
-            elif inst is None or inst.state in (InstanceState.TERMINATED, InstanceState.STOPPING):
-                self._move(h.id, S.LAUNCH_FAILED, error=f"instance {h.instance_id} vanished while launching")
+                self._move(h.id, S.RUNNING, expect=S.LAUNCHING, address=inst.address, phase_deadline=None)
+            elif inst is not None and inst.state in (InstanceState.TERMINATED, InstanceState.STOPPING):
+                self._move(h.id, S.LAUNCH_FAILED, expect=S.LAUNCHING,
+                           error=f"instance {h.instance_id} is {inst.state.value} while launching")
+            elif inst is None and now - h.updated_at > timedelta(seconds=UNSEEN_GRACE_SECONDS):
+                # describe is eventually consistent: a new instance may be missing for a while
+                self._move(h.id, S.LAUNCH_FAILED, expect=S.LAUNCHING,
+                           error=f"instance {h.instance_id} not found for {UNSEEN_GRACE_SECONDS:.0f}s")
             elif h.phase_deadline and now > h.phase_deadline:
-                self._move(h.id, S.LAUNCH_FAILED, error=f"instance {h.instance_id} not running before its deadline")
+                self._move(h.id, S.LAUNCH_FAILED, expect=S.LAUNCHING,
+                           error=f"instance {h.instance_id} not running before its deadline")
 
     def _provider_error(self, burst: Burst, tier: str, op: str, exc: ProviderError) -> None:
         self.store.journal("provider.error", f"{tier} {op}: {type(exc).__name__}: {exc}", burst_id=burst.id,
