@@ -85,10 +85,12 @@ def sla_report(store: Store, burst: Burst, sla_seconds: float) -> dict:
     }
 
 
-def ready_seconds_history(store: Store, tier: str) -> list[float]:
-    """Launch-to-ready seconds of every host of `tier` that became ready, oldest first."""
+def ready_seconds_history(store: Store, tier: str, last_bursts: int = 50) -> list[float]:
+    """Launch-to-ready seconds of every host of `tier` that became ready in the last
+    `last_bursts` bursts, oldest first (a window: recent history is what predicts the
+    next burst, and the journal only grows)."""
     values = []
-    for burst in store.bursts():
+    for burst in store.bursts()[-last_bursts:]:
         for row in host_timings(store, burst):
             if row["tier"] == tier and row["to_ready"] is not None:
                 values.append(row["to_ready"])
