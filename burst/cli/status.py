@@ -85,7 +85,7 @@ def events(event: Annotated[str | None, typer.Argument(help="Only this event's j
     _, store = _store(config)
     try:
         burst_id = _burst_for(store, event).id if event else None
-        entries = store.journal_entries(burst_id=burst_id, host_id=host)[-limit:] if limit > 0 else []
+        entries = store.journal_entries(burst_id=burst_id, host_id=host, last=limit) if limit > 0 else []
     finally:
         store.close()
     rows = [{"id": e.id, "at": e.at.isoformat(), "burst": e.burst_id, "host": e.host_id, "kind": e.kind,

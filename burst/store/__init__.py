@@ -93,13 +93,16 @@ class Store:
             s.add(entry)
 
     def journal_entries(self, *, burst_id: str | None = None, host_id: str | None = None,
-                        after_id: int = 0, limit: int | None = None) -> list[JournalEntry]:
+                        after_id: int = 0, limit: int | None = None, last: int | None = None) -> list[JournalEntry]:
+        """Entries oldest first: the first `limit` after `after_id`, or the `last` N."""
         with self.session() as s:
             q = select(JournalEntry).where(JournalEntry.id > after_id)
             if burst_id:
                 q = q.where(JournalEntry.burst_id == burst_id)
             if host_id:
                 q = q.where(JournalEntry.host_id == host_id)
+            if last:
+                return list(reversed(list(s.exec(q.order_by(JournalEntry.id.desc()).limit(last)))))
             q = q.order_by(JournalEntry.id)
             if limit:
                 q = q.limit(limit)
