@@ -456,7 +456,8 @@ class EcsEmulator:
             tags=dict(tags),
             created=self.clock(),
             creation_time=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%MZ"),
-            address=f"172.16.{n // 250 % 250}.{n % 250 + 2}",
+            # loopback: nothing outside this machine is ever addressed, even by mistake
+            address=f"127.78.{n // 250 % 250}.{n % 250 + 2}",
             instance_name=name,
         )
         if self.on_create:

@@ -15,14 +15,12 @@ import sys
 import threading
 import time
 import urllib.request
-import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 from sqlmodel import select
 
 from burst.calendar.model import CalendarEvent, validate
@@ -171,24 +169,9 @@ def daemons(tmp_path):
 
 
 @pytest.fixture
-def pg_store_url():
-    """A fresh PostgreSQL database for the test, dropped after it."""
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception as exc:  # noqa: BLE001
-        admin.dispose()
-        pytest.skip(f"PostgreSQL is not reachable at {PG_URL} ({type(exc).__name__}); set BURST_TEST_PG_URL")
-    name = f"burst_daemon_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield PG_URL.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+def pg_store_url(pg_url):
+    """A fresh PostgreSQL database for the test, dropped after it (tests/conftest.py)."""
+    return pg_url
 
 
 def add_event(config: Path, *args: str) -> None:
