@@ -31,7 +31,6 @@ from burst.daemon.config import DaemonConfig
 from burst.daemon.webhook import Notifier
 from burst.store import Burst, Store
 
-PG_URL = os.environ.get("BURST_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 CONFIG = """\
 [cluster]
