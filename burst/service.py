@@ -68,7 +68,10 @@ class BurstService:
             self.config.service(name)
             if n < 0:
                 raise InputError(f"--replicas {name}={n}: a replica count cannot be negative")
-        return {k: int(v) for k, v in demand.items() if v > 0}
+        wanted = {k: int(v) for k, v in demand.items() if v > 0}
+        if not wanted:
+            raise InputError("every replica count is 0: nothing to add")
+        return wanted
 
     def offerings(self) -> list[TierOffer]:
         """The tiers as the planner sees them: a provider that knows its stock (the

@@ -115,6 +115,7 @@ def test_bad_input_is_one_line_exit_1_and_nothing_stored(make_burst):
         (["up", "ny", "--replicas", "nosuch=3"], "unknown service 'nosuch'"),
         (["up", "ny", "--replicas", "web=3", "--deadline", "2020-01-01T00:00:00+00:00"], "is in the past"),
         (["up", "ny", "--replicas", "web"], "expected SERVICE=N"),
+        (["up", "ny", "--replicas", "web=0"], "nothing to add"),
         (["down", "nothing"], "has no live burst"),
     ]
     for args, message in cases:
