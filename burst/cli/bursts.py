@@ -105,7 +105,7 @@ def up(event: str, replicas: ReplicasOption, deadline: DeadlineOption = "5m", js
         _print_sla(report)
     if wait and not done:
         raise BurstError(f"burst {burst.id}: {report['ready_hosts']} of {report['planned_hosts']} hosts ready when "
-                         f"the deadline passed; `burst up {event}` resumes it")
+                         f"the deadline passed; the same `burst up` again resumes it")
     if wait and burst.ready_at is None:
         raise BurstError(f"burst {burst.id}: every slot was given up ({report['hosts_failed']} hosts failed, at most "
                          f"{MAX_ATTEMPTS} a slot); `burst events {event}` says why, `burst down {event}` returns "
@@ -118,8 +118,9 @@ def _print_sla(report: dict) -> None:
         else "[yellow]not ready yet[/yellow]"
     console.print(f"{report['event']} ({report['burst']}): {report['ready_hosts']}/{report['planned_hosts']} hosts "
                   f"ready" + (f" in {took:.1f}s" if took is not None else "") +
-                  f" (SLA {report['sla_seconds']:.0f}s): {verdict}; {report['hosts_failed']} hosts failed and "
-                  f"were replaced")
+                  f" (SLA {report['sla_seconds']:.0f}s): {verdict}; {report['hosts_failed']} hosts failed"
+                  + (" and were replaced" if report["hosts_failed"] and report["ready_hosts"] == report["planned_hosts"]
+                     else ""))
     table = Table(title="phase seconds per host")
     for col in ("phase", "hosts", "p50", "p95", "max"):
         table.add_column(col, justify="left" if col == "phase" else "right")
