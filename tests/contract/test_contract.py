@@ -33,7 +33,7 @@ def launch(stand, request_id: str, count: int = 3, zone: int = 0):
     )
 
 
-def wait_running(stand, ids, deadline_seconds: float = 60):  # a deadline, not a timing: lab hosts boot slower under load
+def wait_running(stand, ids, deadline_seconds: float = 90):  # a deadline, not a timing: lab hosts boot slower under load
     deadline = time.monotonic() + deadline_seconds
     while True:
         found = stand.provider.describe(ids)
