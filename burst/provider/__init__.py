@@ -170,3 +170,11 @@ class Provider(abc.ABC):
 
     def is_owned(self, instance: Instance) -> bool:
         return instance.tags.get(TAG_CLUSTER) == self.cluster
+
+    def refuse_not_owned(self, instances: Sequence[Instance]) -> None:
+        """`NotOwnedError` if any of these is not tagged as this cluster's: called
+        before a destructive call touches any of them (fail closed)."""
+        foreign = [i.id for i in instances if not self.is_owned(i)]
+        if foreign:
+            raise NotOwnedError(f"{self.name}: refusing to terminate {len(foreign)} instance(s) not tagged "
+                                f"{TAG_CLUSTER}={self.cluster}: {', '.join(foreign[:5])}", provider=self.name)

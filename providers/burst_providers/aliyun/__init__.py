@@ -19,7 +19,6 @@ from burst.provider import (
     InstanceState,
     InstanceType,
     LaunchRequest,
-    NotOwnedError,
     Provider,
     ProviderConfigError,
     ProviderContext,
@@ -191,19 +190,10 @@ class AliyunProvider(Provider):
         if not ids:
             return
         found = self.describe(ids)  # ids not found are already gone: done
-        self._refuse_foreign(found)
+        self.refuse_not_owned(found)
         log.info("aliyun terminate %s: %d asked, %d present", request_id, len(ids), len(found))
         for chunk in chunked([i.id for i in found], IDS_PER_CALL):
             self._delete_chunk(chunk, request_id)
-
-    def _refuse_foreign(self, found: Sequence[Instance]) -> None:
-        foreign = [i.id for i in found if not self.is_owned(i)]
-        if foreign:
-            raise NotOwnedError(
-                f"aliyun: refusing to delete {len(foreign)} instance(s) not tagged "
-                f"{TAG_CLUSTER}={self.cluster}: {', '.join(foreign[:5])}",
-                provider=self.name,
-            )
 
     def _delete_chunk(self, chunk: list[str], request_id: str) -> None:
         def delete(ids: list[str]) -> None:
@@ -217,7 +207,7 @@ class AliyunProvider(Provider):
             # one id vanished between describe and delete and ECS failed the whole call:
             # look again and delete the rest (gone counts as done)
             again = self.describe(chunk)
-            self._refuse_foreign(again)
+            self.refuse_not_owned(again)
             if again:
                 delete([i.id for i in again])
 

@@ -17,7 +17,6 @@ from burst.provider import (
     InstanceState,
     InstanceType,
     LaunchRequest,
-    NotOwnedError,
     Provider,
     ProviderConfigError,
     ProviderContext,
@@ -198,20 +197,11 @@ class AwsProvider(Provider):
         if not ids:
             return
         found = self.describe(ids)
-        self._refuse_foreign(found)
+        self.refuse_not_owned(found)
         live = [i.id for i in found if i.state is not InstanceState.TERMINATED]
         log.info("aws terminate %s: %d asked, %d live", request_id, len(ids), len(live))
         for chunk in chunked(live, IDS_PER_CALL):
             self._terminate_chunk(chunk)
-
-    def _refuse_foreign(self, found: Sequence[Instance]) -> None:
-        foreign = [i.id for i in found if not self.is_owned(i)]
-        if foreign:
-            raise NotOwnedError(
-                f"aws: refusing to terminate {len(foreign)} instance(s) not tagged "
-                f"{TAG_CLUSTER}={self.cluster}: {', '.join(foreign[:5])}",
-                provider=self.name,
-            )
 
     def _terminate_chunk(self, chunk: list[str]) -> None:
         call = lambda ids: self.pacer.call(  # noqa: E731
@@ -223,7 +213,7 @@ class AwsProvider(Provider):
             # one id vanished between describe and terminate and EC2 failed the whole
             # call: look again and terminate the rest (gone counts as done)
             again = self.describe(chunk)
-            self._refuse_foreign(again)
+            self.refuse_not_owned(again)
             rest = [i.id for i in again if i.state is not InstanceState.TERMINATED]
             if rest:
                 call(rest)
