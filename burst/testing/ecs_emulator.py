@@ -45,6 +45,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from burst.provider.pacing import TokenBucket
+from burst.testing.loopback import LoopbackServer
 
 API_VERSION = "2014-05-26"
 MAX_AMOUNT = 100
@@ -85,7 +86,7 @@ class Call:
     error: str = ""  # the error code answered, "" for success
 
 
-class EcsEmulator:
+class EcsEmulator(LoopbackServer):
     def __init__(
         self,
         *,
@@ -110,9 +111,7 @@ class EcsEmulator:
         self.host, self.port = host, port
         self.clock = clock
         self._lock = threading.RLock()
-        self._released = threading.Event()  # set on stop/reset: held replies go out at once
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        super().__init__()
         self.reset()
 
     # --- lifecycle -------------------------------------------------------------------
@@ -124,26 +123,9 @@ class EcsEmulator:
             pass
 
         Handler.emulator = emulator
-        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="ecs-emulator", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._released.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join(timeout=10)
-            self._server = None
-
-    def __enter__(self) -> "EcsEmulator":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        server = ThreadingHTTPServer((self.host, self.port), Handler)
+        server.daemon_threads = True
+        return self._serve(server, "ecs-emulator")
 
     @property
     def endpoint(self) -> str:

@@ -30,6 +30,8 @@ from urllib.parse import parse_qs, urlencode
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from burst.testing.loopback import LoopbackServer
+
 
 class _QuietHandler(WSGIRequestHandler):
     def log_request(self, *args, **kwargs) -> None:  # one line per call drowns test output
@@ -104,10 +106,11 @@ def _capacity_error(instance_type: str, zone: str) -> tuple:
     return ("400 Bad Request", [("Content-Type", "text/xml")], body)
 
 
-class MotoEc2Server:
+class MotoEc2Server(LoopbackServer):
     """A moto server (all of moto's services) with EC2's ClientToken and MaxCount rules."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
+        super().__init__()
         self.host, self.port = host, port
         self.calls: list[str] = []
         self._tokens: dict[str, tuple] = {}
@@ -116,21 +119,15 @@ class MotoEc2Server:
         #: one record per RunInstances answered (see _record_launch)
         self.launches: list[dict] = []
         self._delays: list[tuple[str, float]] = []
-        self._released = threading.Event()  # set on stop/reset: held replies go out at once
         self._lock = threading.Lock()
         self._run_lock = threading.Lock()
-        self._server = None
-        self._thread: threading.Thread | None = None
 
     def start(self) -> "MotoEc2Server":
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
         app = _ClientTokenMiddleware(DomainDispatcherApplication(create_backend_app), self)
-        self._server = make_server(self.host, self.port, app, threaded=True, request_handler=_QuietHandler)
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="moto-ec2", daemon=True)
-        self._thread.start()
-        return self
+        return self._serve(make_server(self.host, self.port, app, threaded=True, request_handler=_QuietHandler),
+                           "moto-ec2")
 
     @property
     def endpoint_url(self) -> str:
@@ -236,16 +233,3 @@ class MotoEc2Server:
             self._delays.clear()
         self._released.set()
 
-    def stop(self) -> None:
-        self._released.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join(timeout=10)
-            self._server = None
-
-    def __enter__(self) -> "MotoEc2Server":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
