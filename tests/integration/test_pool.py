@@ -492,33 +492,12 @@ def test_two_concurrent_lease_takers_never_share_a_host(store, tmp_path):
 # -- a burst through the service: the pool first, the cloud after; back in reverse -----
 
 def test_burst_takes_the_whole_lent_share_then_the_cloud_and_returns_the_pool_last(store, tmp_path):
-    from burst.config import load_config
-    from burst.service import BurstService
 
     ledger.import_inventory(store, "mall", inventory(tmp_path, "mall.ini", MALL))
     ledger.import_inventory(store, "search", inventory(tmp_path, "search.yml", SEARCH))
     ledger.lend(store, "mall", share=0.25)            # db01, db02
     ledger.lend(store, "search", hosts=["s01", "s02"])
-    config = write_config(tmp_path, store.url)
-    config.write_text(config.read_text() + textwrap.dedent("""
-        [[tiers]]
-        name = "cloud"
-        provider = "fake"
-        ready_seconds = 20
-        [tiers.options]
-        boot_seconds = 0.1
-        [[tiers.instance_types]]
-        name = "fake.large"
-        cpu = 8
-        memory_gib = 32
-        price_per_hour = 0.2
-        zones = ["zone-a"]
-        [initialise.options]
-        seconds = 0.05
-        [swarm.options]
-        seconds = 0.05
-        """))
-    service = BurstService(load_config(config))
+    service, config = pool_then_cloud_service(tmp_path, store)
 
     def settle(burst_id: str) -> None:
         deadline = datetime.now(UTC) + timedelta(seconds=60)
@@ -552,31 +531,10 @@ def test_burst_takes_the_whole_lent_share_then_the_cloud_and_returns_the_pool_la
 
 
 def test_recall_in_the_middle_of_a_burst_replaces_before_the_hosts_leave(store, tmp_path):
-    from burst.config import load_config
-    from burst.service import BurstService
 
     ledger.import_inventory(store, "search", inventory(tmp_path, "search.yml", SEARCH))
     ledger.lend(store, "search", hosts=["s01", "s02"])
-    config = write_config(tmp_path, store.url)
-    config.write_text(config.read_text() + textwrap.dedent("""
-        [[tiers]]
-        name = "cloud"
-        provider = "fake"
-        ready_seconds = 20
-        [tiers.options]
-        boot_seconds = 0.1
-        [[tiers.instance_types]]
-        name = "fake.large"
-        cpu = 8
-        memory_gib = 32
-        price_per_hour = 0.2
-        zones = ["zone-a"]
-        [initialise.options]
-        seconds = 0.05
-        [swarm.options]
-        seconds = 0.05
-        """))
-    service = BurstService(load_config(config))
+    service, config = pool_then_cloud_service(tmp_path, store)
 
     def reconcile_until(done, what: str) -> None:
         deadline = datetime.now(UTC) + timedelta(seconds=60)
@@ -604,3 +562,30 @@ def test_recall_in_the_middle_of_a_burst_replaces_before_the_hosts_leave(store, 
         assert cloud_ready < s01_draining  # the replacement was ready before s01 was drained
     finally:
         service.close()
+
+
+def pool_then_cloud_service(tmp_path, store):
+    """A BurstService whose tiers are the pool, then a fake cloud, and its config file."""
+    from burst.config import load_config
+    from burst.service import BurstService
+
+    config = write_config(tmp_path, store.url)
+    config.write_text(config.read_text() + textwrap.dedent("""
+        [[tiers]]
+        name = "cloud"
+        provider = "fake"
+        ready_seconds = 20
+        [tiers.options]
+        boot_seconds = 0.1
+        [[tiers.instance_types]]
+        name = "fake.large"
+        cpu = 8
+        memory_gib = 32
+        price_per_hour = 0.2
+        zones = ["zone-a"]
+        [initialise.options]
+        seconds = 0.05
+        [swarm.options]
+        seconds = 0.05
+        """))
+    return BurstService(load_config(config)), config
