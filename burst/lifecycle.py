@@ -31,6 +31,9 @@ class HostState(str, enum.Enum):
     JOIN_FAILED = "join_failed"
     TERMINATE_FAILED = "terminate_failed"
 
+    def __str__(self) -> str:  # as the operator reads it: "ready", not "HostState.READY"
+        return self.value
+
 
 S = HostState
 
@@ -105,6 +108,33 @@ FAILED = frozenset({S.LAUNCH_FAILED, S.INIT_FAILED, S.JOIN_FAILED})
 UP_PHASES = (S.REQUESTED, S.LAUNCHING, S.RUNNING, S.INITIALISING, S.INITIALISED, S.JOINING, S.READY)
 #: On the way back.
 DOWN_PHASES = (S.DRAINING, S.LEAVING, S.TERMINATING)
+
+
+class BurstStatus(str, enum.Enum):
+    ACTIVE = "active"
+    DRAINING = "draining"
+    DOWN = "down"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+B = BurstStatus
+
+BURST_TRANSITIONS: dict[BurstStatus, dict[BurstStatus, str]] = {
+    B.ACTIVE: {B.DRAINING: "burst down was asked for: the hosts are given back"},
+    B.DRAINING: {B.DOWN: "every host is returned"},
+    B.DOWN: {},
+}
+#: A burst in one of these is live: at most one per event (the store enforces it).
+LIVE = (B.ACTIVE, B.DRAINING)
+
+
+def check_burst_transition(current: BurstStatus, new: BurstStatus) -> str:
+    reason = BURST_TRANSITIONS[BurstStatus(current)].get(BurstStatus(new))
+    if reason is None:
+        raise IllegalTransitionError(f"illegal burst transition {current.value} -> {new.value}")
+    return reason
 
 
 def check_transition(current: HostState, new: HostState) -> str:

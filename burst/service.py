@@ -1,4 +1,4 @@
-"""What the CLI and the daemon ask of burst: plan, up, down, one reconcile pass.
+"""What the CLI and the daemon ask of burst: plan, up, down, drive, recall.
 
 `BurstService` wires the config, the store, the providers, the initialiser and the
 cluster together; the logic lives in `burst.planner` and `burst.reconciler`.
@@ -6,21 +6,23 @@ cluster together; the logic lives in `burst.planner` and `burst.reconciler`.
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 
 from burst.clock import Clock, SystemClock
 from burst.config import Config
 from burst.errors import BurstError, InputError
-from burst.lifecycle import FINAL, HostState
+from burst.lifecycle import FINAL, BurstStatus
+from burst.plan import demand_to_json
 from burst.planner import Offering, Plan, ServiceShape, TierOffer, plan
 from burst.provider.providers import ProviderSet
 from burst.provision import Cluster, Initialiser
 from burst.reconciler import Reconciler
-from burst.store import Burst, Host, Store, newest_per_slot
+from burst.reconciler.driver import Driver, Progress
+from burst.reconciler.slots import newest_per_slot, planned_hosts
+from burst.store import Burst, HostRow, LiveBurstExists, Store
 
 
 def make_initialiser(config: Config) -> Initialiser:
@@ -53,6 +55,7 @@ class BurstService:
         self.initialiser = initialiser or make_initialiser(config)
         self.cluster = cluster or make_cluster(config)
         self.reconciler = Reconciler(config, self.store, self.providers, self.initialiser, self.cluster, self.clock)
+        self.driver = Driver(self.reconciler, self.store, self.clock)
 
     def close(self) -> None:
         self.reconciler.close()
@@ -81,7 +84,7 @@ class BurstService:
             stock = {t.name: t.available for t in self.providers.get(tier.name).instance_types()}
             types = [Offering(tier=tier.name, provider=tier.provider, instance_type=t.name, cpu=t.cpu,
                               memory_gib=t.memory_gib, price_per_hour=t.price_per_hour, zones=tuple(t.zones),
-                              available=stock.get(t.name)) for t in self.reconciler.tier_types(tier.name)]
+                              available=stock.get(t.name)) for t in self.reconciler.offerings.tier_types(tier.name)]
             tiers.append(TierOffer(name=tier.name, provider=tier.provider, ready_seconds=tier.ready_seconds,
                                    offerings=tuple(types), max_hosts=tier.max_hosts))
         return tiers
@@ -99,88 +102,83 @@ class BurstService:
                     absorbable=in_place)
 
     def up(self, event: str, demand: Mapping[str, int], deadline: datetime) -> Burst:
-        """Start the event's burst, or resume the live one: never launches twice."""
+        """Start the event's burst, or resume the live one: never launches twice. Of two
+        `burst up` racing on one event, one creates the burst and the other resumes it."""
+        asked = self.check_demand(demand)
         live = self.store.live_burst(event)
         if live is not None:
-            if live.status == "draining":
-                raise BurstError(f"event {event!r} is being scaled in (burst {live.id}); wait for `burst down`")
-            asked = self.check_demand(demand)
-            if asked != json.loads(live.demand_json):
-                raise BurstError(f"event {event!r} already has burst {live.id} for {json.loads(live.demand_json)}; "
-                                 f"`burst down {event}` before asking for {asked}")
-            self.store.journal("burst.resumed", f"burst {live.id} resumed", burst_id=live.id)
-            return live
-        the_plan = self.plan(event, demand, deadline)
+            return self._resume(live, asked)
+        the_plan = self.plan(event, asked, deadline)
         if the_plan.unplaced:
             raise BurstError(f"no tier can take {the_plan.unplaced} before the deadline "
                              f"(skipped: {dict(the_plan.skipped) or 'none'})")
         burst_id = f"{re.sub(r'[^a-z0-9]+', '-', event.lower()).strip('-')[:40]}-{uuid.uuid4().hex[:6]}"
-        burst = Burst(id=burst_id, event=event, cluster=self.config.cluster.name,
-                      demand_json=json.dumps(self.check_demand(demand), sort_keys=True),
-                      plan_json=json.dumps(the_plan.to_dict()), deadline_at=deadline, created_at=self.clock.now())
-        hosts, slot = [], 0
-        for group in the_plan.groups:
-            for _ in range(group.count):
-                hosts.append(Host(id=f"{burst_id}-s{slot:04d}-a0", burst_id=burst_id, slot=slot, tier=group.tier,
-                                  provider=group.provider, zone=group.zone, instance_type=group.instance_type))
-                slot += 1
-        return self.store.create_burst(burst, hosts)
+        burst = Burst(id=burst_id, event=event, cluster=self.config.cluster.name, demand_json=demand_to_json(asked),
+                      plan_json=the_plan.to_json(), deadline_at=deadline, created_at=self.clock.now())
+        try:
+            return self.store.create_burst(burst, planned_hosts(burst_id, the_plan))
+        except LiveBurstExists as exc:  # another `burst up` of the event won the race
+            if exc.burst is None:
+                raise
+            return self._resume(exc.burst, asked)
+
+    def _resume(self, live: Burst, asked: Mapping[str, int]) -> Burst:
+        if live.status is BurstStatus.DRAINING:
+            raise BurstError(f"event {live.event!r} is being scaled in (burst {live.id}); wait for `burst down`")
+        if dict(asked) != live.demand:
+            raise BurstError(f"event {live.event!r} already has burst {live.id} for {_replicas(live.demand)}; "
+                             f"`burst down {live.event}` before asking for {_replicas(asked)}")
+        self.store.journal("burst.resumed", f"burst {live.id} resumed", burst_id=live.id)
+        return live
 
     def down(self, event: str) -> Burst:
+        """Ask for the event's burst to be scaled in. Idempotent: a burst already down
+        is returned as it is (the caller says so), one draining is left to go on."""
         live = self.store.live_burst(event)
         if live is None:
-            raise BurstError(f"event {event!r} has no live burst")
-        if live.status == "draining":
+            latest = self.store.latest_burst(event)
+            if latest is None:
+                raise BurstError(f"event {event!r} has no burst")
+            return latest
+        if live.status is BurstStatus.DRAINING:
             return live
-        return self.store.update_burst(live.id, f"burst down requested for {event}", status="draining",
+        return self.store.update_burst(live.id, f"burst down requested for {event}", status=BurstStatus.DRAINING,
                                        down_requested_at=self.clock.now())
+
+    def drive(self, burst: Burst, *, seconds: float) -> Iterator[Progress]:
+        """Run passes for this burst until it is done (up: ready or given up; down: every
+        host returned) or `seconds` pass; progress after every pass."""
+        direction = "up" if burst.status is BurstStatus.ACTIVE else "down"
+        return self.driver.drive(burst.id, seconds=seconds, direction=direction)
 
     def reconcile_once(self) -> None:
         self.reconciler.pass_once()
 
-    def retire_hosts(self, instance_ids: list[str], provider: str, reason: str) -> list[Host]:
+    def retire_hosts(self, instance_ids: list[str], provider: str, reason: str) -> list[HostRow]:
         """Give these hosts back early (an owner recalls them): each live one gets a
         replacement on the next tier first, and is drained and returned once the
         replacement is ready. Returns the hosts retired."""
         wanted = set(instance_ids)
         retired = []
-        for burst in self.store.bursts(("active",)):
-            hosts = self.store.hosts(burst.id)
-            newest = newest_per_slot(hosts)
-            for h in hosts:
-                if h.provider != provider or h.instance_id not in wanted or newest[h.slot].id != h.id:
-                    continue
-                if HostState(h.state) in FINAL:
-                    continue
-                offering = self.reconciler.next_offering(burst, h, next_tier=True)
-                if offering is None:
-                    self.store.journal("host.retire", f"{reason}: no tier left to replace {h.id}; it is returned "
-                                       "and the burst runs short", burst_id=burst.id, host_id=h.id)
-                    offering = (h.tier, h.zone, h.instance_type)  # placeholder attempt, given up below
-                    replacement = self.reconciler.add_replacement(burst, h, offering, reason)
-                    self.store.transition(replacement, HostState.CANCELLED,
-                                          error=f"{reason}: no tier left to replace it; slot given up")
-                else:
-                    self.reconciler.add_replacement(burst, h, offering, reason)
-                self.store.journal("host.retire", f"{reason}: {h.id} ({h.instance_id}) is returned once its "
-                                   "replacement is ready", burst_id=burst.id, host_id=h.id)
-                retired.append(h)
+        for burst in self.store.bursts((BurstStatus.ACTIVE,)):
+            rows = self.store.host_rows(burst.id)
+            newest = newest_per_slot(rows)
+            for h in rows:
+                if (h.provider == provider and h.instance_id in wanted and newest[h.slot].id == h.id
+                        and h.state not in FINAL):
+                    self.reconciler.recall(burst, h, reason)
+                    retired.append(h)
         return retired
 
     # -- reading -------------------------------------------------------------------
 
     def is_done(self, burst_id: str) -> bool:
-        """Down: every host returned. Up: ready, or nothing left to try (every slot
-        given up and its last host returned)."""
-        burst = self.store.get_burst(burst_id)
-        if burst.status != "active":
-            return burst.status == "down"
-        if burst.ready_at is not None:
-            return True
-        newest = newest_per_slot(self.store.hosts(burst_id))
-        given_up = all((h.error or "").endswith("slot given up") and HostState(h.state) in FINAL
-                       for h in newest.values())  # and its last host returned
-        return bool(newest) and given_up and not self.reconciler.busy_for(burst)
+        """Down: every host returned. Up: ready, or nothing left to try."""
+        return self.driver.progress(burst_id).done
 
-    def live_hosts(self, burst_id: str) -> list[Host]:
-        return [h for h in self.store.hosts(burst_id) if HostState(h.state) not in FINAL]
+    def live_hosts(self, burst_id: str) -> list[HostRow]:
+        return [h for h in self.store.host_rows(burst_id) if h.state not in FINAL]
+
+
+def _replicas(demand: Mapping[str, int]) -> str:
+    return ", ".join(f"{s}={n}" for s, n in sorted(demand.items()))

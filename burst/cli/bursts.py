@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+from collections.abc import Iterable
 from typing import Annotated
 
 import typer
@@ -11,9 +11,9 @@ from rich.table import Table
 
 from burst.cli.common import ConfigOption, JsonOption, console, parse_deadline, parse_replicas, print_json, service_for
 from burst.errors import BurstError
-from burst.lifecycle import UP_PHASES, HostState
+from burst.lifecycle import BurstStatus
 from burst.reconciler import MAX_ATTEMPTS
-from burst.store import newest_per_slot
+from burst.reconciler.driver import Progress as BurstProgress
 from burst.timings import sla_report
 
 ReplicasOption = Annotated[
@@ -21,7 +21,6 @@ ReplicasOption = Annotated[
 ]
 DeadlineOption = Annotated[str, typer.Option("--deadline", "-d", help="When the capacity must be ready: 5m, 300s, "
                                                                          "or an ISO time.")]
-TICK = 0.25
 
 
 def register(app: typer.Typer) -> None:
@@ -55,34 +54,25 @@ def plan(event: str, replicas: ReplicasOption, deadline: DeadlineOption = "5m", 
         raise BurstError(f"no tier can take {the_plan.unplaced} before the deadline")
 
 
-def _slot_progress(svc, burst_id: str) -> dict[str, int]:
-    """How many slots have reached each up phase (the newest attempt of each slot)."""
-    latest = newest_per_slot(svc.store.hosts(burst_id))
-    rank = {s.value: i for i, s in enumerate(UP_PHASES)}
-    reached = {"launched": rank[HostState.RUNNING.value], "initialised": rank[HostState.INITIALISED.value],
-               "ready": rank[HostState.READY.value]}
-    return {name: sum(1 for h in latest.values() if rank.get(h.state, -1) >= r) for name, r in reached.items()} | {
-        "slots": len(latest)}
-
-
-def _run_until_done(svc, burst_id: str, json_out: bool, phases: list[str], counts, limit_seconds: float) -> bool:
-    """Reconcile until the burst is done or `limit_seconds` pass; a progress bar per phase."""
-    stop_at = time.monotonic() + limit_seconds
-    progress = Progress(TextColumn("{task.description:>12}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), console=console, disable=json_out)
-    with progress:
-        first = counts()
-        tasks = {p: progress.add_task(p, total=first["slots"]) for p in phases}
-        while True:
-            svc.reconcile_once()
-            now = counts()
-            for p in phases:
-                progress.update(tasks[p], completed=now[p], total=now["slots"])
-            if svc.is_done(burst_id):
-                return True
-            if time.monotonic() > stop_at:
-                return False
-            time.sleep(TICK)
+def _render(progress_events: Iterable[BurstProgress], json_out: bool) -> BurstProgress | None:
+    """Show the driver's progress as a bar per phase (done of total, in flight, failed,
+    time left to the deadline); returns the last progress."""
+    bars = Progress(TextColumn("{task.description:>12}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), console=console, disable=json_out)
+    tasks: dict[str, int] = {}
+    last = None
+    with bars:
+        for last in progress_events:
+            for phase in last.phases:
+                detail = f"{phase.in_flight} in flight" if phase.in_flight else ""
+                if phase is last.phases[-1]:
+                    detail += (", " if detail else "") + (f"{last.failed} failed, " if last.failed else "") + (
+                        f"{last.seconds_left:.0f}s to deadline" if last.direction == "up" and last.seconds_left > 0
+                        else "")
+                if phase.name not in tasks:
+                    tasks[phase.name] = bars.add_task(phase.name, total=phase.total, detail=detail)
+                bars.update(tasks[phase.name], completed=phase.done, total=phase.total, detail=detail)
+    return last
 
 
 def up(event: str, replicas: ReplicasOption, deadline: DeadlineOption = "5m", json_out: JsonOption = False,
@@ -93,23 +83,30 @@ def up(event: str, replicas: ReplicasOption, deadline: DeadlineOption = "5m", js
     with service_for(config) as svc:
         demand = parse_replicas(replicas)
         burst = svc.up(event, demand, parse_deadline(deadline, svc.clock.now()))
+        last = None
         if wait:
             limit = (burst.deadline_at - svc.clock.now()).total_seconds() + svc.config.cluster.phase_timeout_seconds
-            done = _run_until_done(svc, burst.id, json_out, ["launched", "initialised", "ready"],
-                                   lambda: _slot_progress(svc, burst.id), max(limit, 1))
+            last = _render(svc.drive(burst, seconds=max(limit, 1)), json_out)
         burst = svc.store.get_burst(burst.id)
         report = sla_report(svc.store, burst, svc.config.cluster.sla_seconds)
     if json_out:
         print_json(report)
     else:
         _print_sla(report)
-    if wait and not done:
-        raise BurstError(f"burst {burst.id}: {report['ready_hosts']} of {report['planned_hosts']} hosts ready when "
-                         f"the deadline passed; the same `burst up` again resumes it")
-    if wait and burst.ready_at is None:
+    if last is None:
+        return
+    if last.outcome == "halted":
+        raise BurstError(f"burst {burst.id} halted, nothing more is launched: {last.halted}; fix it, then "
+                         f"`burst up` again resumes, or `burst down {event}` returns what is left")
+    if last.outcome == "given_up":
         raise BurstError(f"burst {burst.id}: every slot was given up ({report['hosts_failed']} hosts failed, at most "
                          f"{MAX_ATTEMPTS} a slot); `burst events {event}` says why, `burst down {event}` returns "
                          f"what is left")
+    if last.direction == "down":
+        raise BurstError(f"burst {burst.id}: `burst down {event}` was asked meanwhile; it is being scaled in")
+    if not last.done:
+        raise BurstError(f"burst {burst.id}: {report['ready_hosts']} of {report['planned_hosts']} hosts ready when "
+                         f"the deadline passed; the same `burst up` again resumes it")
 
 
 def _print_sla(report: dict) -> None:
@@ -137,23 +134,20 @@ def down(event: str, json_out: JsonOption = False,
     """Scale EVENT's capacity back in: spillover off, drain, leave, terminate; AWS first, then Aliyun, then the pool."""
     with service_for(config) as svc:
         burst = svc.down(event)
-
-        def counts() -> dict[str, int]:
-            c = svc.store.state_counts(burst.id)
-            total = sum(c.values())
-            gone = sum(c.get(s, 0) for s in ("terminated", "released", "cancelled"))
-            past_drain = gone + c.get("leaving", 0) + c.get("terminating", 0)
-            return {"drained": past_drain, "returned": gone, "slots": total}
-
-        done = _run_until_done(svc, burst.id, json_out, ["drained", "returned"], counts, timeout) if wait else False
+        already_down = burst.status is BurstStatus.DOWN
+        done = already_down
+        if wait and not already_down:
+            last = _render(svc.drive(burst, seconds=timeout), json_out)
+            done = last is not None and last.done
         burst = svc.store.get_burst(burst.id)
         counts_now = svc.store.state_counts(burst.id)
-    result = {"event": event, "burst": burst.id, "status": burst.status, "hosts": counts_now}
+    result = {"event": event, "burst": burst.id, "status": burst.status.value, "hosts": counts_now,
+              "already_down": already_down}
     if json_out:
         print_json(result)
     else:
-        console.print(f"{event} ({burst.id}): {burst.status}; hosts: "
-                      + ", ".join(f"{k}={v}" for k, v in sorted(counts_now.items())))
+        console.print(f"{event} ({burst.id}): " + ("already down" if already_down else burst.status.value)
+                      + "; hosts: " + ", ".join(f"{k}={v}" for k, v in sorted(counts_now.items())))
     if wait and not done:
         raise BurstError(f"burst {burst.id} not fully returned after {timeout:.0f}s: {counts_now}; "
                          f"`burst down {event}` resumes")

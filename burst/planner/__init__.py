@@ -12,9 +12,12 @@ stays fast.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
+from burst.plan import Plan, PlanGroup
 from burst.provision import NodeCapacity
+
+__all__ = ["Offering", "Plan", "PlanGroup", "ServiceShape", "TierOffer", "absorb", "plan"]
 
 
 @dataclass(frozen=True)
@@ -48,57 +51,6 @@ class TierOffer:
     ready_seconds: float
     offerings: tuple[Offering, ...]
     max_hosts: int | None = None
-
-
-@dataclass(frozen=True)
-class PlanGroup:
-    """`count` hosts of one type in one zone of one tier, and the replicas they take."""
-
-    tier: str
-    provider: str
-    zone: str
-    instance_type: str
-    count: int
-    price_per_hour: float
-    ready_seconds: float
-    replicas: dict[str, int]
-
-    @property
-    def cost_per_hour(self) -> float:
-        return self.count * self.price_per_hour
-
-
-@dataclass(frozen=True)
-class Plan:
-    groups: tuple[PlanGroup, ...]
-    #: replicas that fit in room the cluster already has
-    absorbed: dict[str, int]
-    #: replicas no tier could take (a non-empty dict means the plan falls short)
-    unplaced: dict[str, int]
-    skipped: tuple[tuple[str, str], ...] = field(default=())  # (tier, why)
-
-    @property
-    def hosts(self) -> int:
-        return sum(g.count for g in self.groups)
-
-    @property
-    def cost_per_hour(self) -> float:
-        return round(sum(g.cost_per_hour for g in self.groups), 4)
-
-    @property
-    def ready_seconds(self) -> float:
-        return max((g.ready_seconds for g in self.groups), default=0.0)
-
-    def to_dict(self) -> dict:
-        return {"groups": [asdict(g) for g in self.groups], "absorbed": self.absorbed,
-                "unplaced": self.unplaced, "skipped": [list(s) for s in self.skipped],
-                "hosts": self.hosts, "cost_per_hour": self.cost_per_hour,
-                "ready_seconds": self.ready_seconds}
-
-    @classmethod
-    def from_dict(cls, data: Mapping) -> "Plan":
-        return cls(groups=tuple(PlanGroup(**g) for g in data["groups"]), absorbed=dict(data["absorbed"]),
-                   unplaced=dict(data["unplaced"]), skipped=tuple(tuple(s) for s in data["skipped"]))
 
 
 def _fill_one(cpu: float, mem: float, remaining: dict[str, int],

@@ -107,6 +107,8 @@ class Provider(abc.ABC):
     name: ClassVar[str]
     #: How many instances one launch call may ask for (ECS Amount <= 100).
     max_batch: ClassVar[int] = 100
+    #: Seconds between two describes of launching instances (ECS advises 1-2 s).
+    poll_seconds: ClassVar[float] = 1.0
 
     def __init__(self, context: ProviderContext, options: Mapping[str, Any]):
         self.context = context

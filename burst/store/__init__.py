@@ -1,9 +1,15 @@
 """The state store: bursts, hosts and the journal, behind one small API.
 
-Every host state change goes through `Store.transition`, which checks the edge in the
-lifecycle table, compares and bumps the host's version (a concurrent writer gets
-`StaleHostError`, never a lost update) and journals the change in the same
-transaction.
+Every host state change checks its edge in the lifecycle table, is guarded (by the
+host's version, or by the state the change was decided in: a host another writer
+moved on is left alone, never overwritten) and is journaled in the same
+transaction. The reconciler's hot path writes in batches (`Store.apply`: many
+changes, one transaction, the journal rows in one insert) and reads plain rows
+(`Store.host_rows`), so a pass over a thousand hosts stays cheap.
+
+SQLite: write transactions of one process queue on a lock of the process before
+`BEGIN IMMEDIATE`, so threads never sleep in SQLite's busy handler; reads use a
+deferred `BEGIN`, which in WAL mode never waits for a writer.
 """
 
 from __future__ import annotations
@@ -11,30 +17,58 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import bindparam, func, insert, update
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from burst.errors import StaleHostError, StoreError
-from burst.lifecycle import HostState, check_transition
+from burst.lifecycle import LIVE, BurstStatus, HostState, check_burst_transition, check_transition
 from burst.store.engine import make_engine, migrate
 from burst.store.models import Burst, Host, JournalEntry, utcnow
 
-__all__ = ["Store", "Burst", "Host", "JournalEntry", "utcnow", "driver_name", "newest_per_slot"]
+__all__ = ["Store", "Burst", "Host", "HostRow", "Change", "Note", "JournalEntry", "utcnow", "driver_name",
+           "LiveBurstExists"]
+
+#: a host as the hot path reads it: a plain row with every column of `Host` as an attribute
+HostRow = Row
+_HOST = Host.__table__
+_JOURNAL = JournalEntry.__table__
 
 
-def newest_per_slot(hosts: Iterable[Host]) -> dict[int, Host]:
-    """The newest attempt of every slot: the host that stands for it now."""
-    newest: dict[int, Host] = {}
-    for h in hosts:
-        if h.slot not in newest or h.attempt > newest[h.slot].attempt:
-            newest[h.slot] = h
-    return newest
+@dataclass(frozen=True)
+class Change:
+    """One write to one host, decided while it was in `expect`: applied only if the host
+    is still there (else dropped: another step or writer moved it on). `to` None
+    records `fields` without a state change."""
+
+    host_id: str
+    burst_id: str
+    expect: HostState
+    to: HostState | None = None
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    message: str = ""
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Note:
+    """A journal entry that changes no row (a step's progress, a provider error)."""
+
+    kind: str
+    message: str
+    burst_id: str | None = None
+    host_id: str | None = None
+    detail: Mapping[str, Any] = field(default_factory=dict)
 
 
 def driver_name() -> str:
@@ -64,6 +98,8 @@ class Store:
     def __init__(self, url: str, *, migrate_schema: bool = True):
         self.url = url
         self.engine = make_engine(url)
+        self._reader = self.engine.execution_options(burst_read_only=True)
+        self._write_lock = threading.Lock() if self.engine.dialect.name == "sqlite" else None
         if migrate_schema:
             migrate(self.engine)
 
@@ -72,8 +108,16 @@ class Store:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """One transaction: committed on success, rolled back on any error."""
-        with Session(self.engine, expire_on_commit=False) as session:
+        """One write transaction: committed on success, rolled back on any error."""
+        with self._write_lock or nullcontext():
+            with Session(self.engine, expire_on_commit=False) as session:
+                with session.begin():
+                    yield session
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """One read-only transaction (never waits for a writer on SQLite's WAL)."""
+        with Session(self._reader, expire_on_commit=False) as session:
             with session.begin():
                 yield session
 
@@ -95,7 +139,7 @@ class Store:
     def journal_entries(self, *, burst_id: str | None = None, host_id: str | None = None,
                         after_id: int = 0, limit: int | None = None, last: int | None = None) -> list[JournalEntry]:
         """Entries oldest first: the first `limit` after `after_id`, or the `last` N."""
-        with self.session() as s:
+        with self.reading() as s:
             q = select(JournalEntry).where(JournalEntry.id > after_id)
             if burst_id:
                 q = q.where(JournalEntry.burst_id == burst_id)
@@ -112,49 +156,58 @@ class Store:
 
     def create_burst(self, burst: Burst, hosts: Sequence[Host]) -> Burst:
         """The burst, its plan and every planned host, in one transaction: either all
-        are journaled before the first cloud call, or none."""
-        with self.session() as s:
-            existing = s.exec(select(Burst).where(Burst.event == burst.event,
-                                                  Burst.status.in_(("active", "draining")))).first()
-            if existing is not None:
-                raise StoreError(f"event {burst.event!r} already has burst {existing.id} ({existing.status})")
-            s.add(burst)
-            s.flush()
-            for host in hosts:
-                s.add(host)
-            self.journal("burst.created", f"burst {burst.id} for event {burst.event}: {len(hosts)} hosts planned",
-                         burst_id=burst.id, detail={"hosts": len(hosts)}, session=s)
+        are journaled before the first cloud call, or none.
+
+        The database holds at most one live burst per event (a partial unique index):
+        of two racing `burst up`, one creates and the other gets `LiveBurstExists`."""
+        try:
+            with self.session() as s:
+                existing = s.exec(select(Burst).where(Burst.event == burst.event,
+                                                      Burst.status.in_(LIVE))).first()
+                if existing is not None:
+                    raise LiveBurstExists(existing)
+                s.add(burst)
+                s.flush()
+                s.execute(insert(_HOST), [_host_values(h) for h in hosts])
+                self.journal("burst.created", f"burst {burst.id} for event {burst.event}: {len(hosts)} hosts "
+                             "planned", burst_id=burst.id, detail={"hosts": len(hosts)}, session=s)
+        except IntegrityError:
+            raise LiveBurstExists(self.live_burst(burst.event)) from None
         return burst
 
     def live_burst(self, event: str) -> Burst | None:
         """The event's burst that is not down yet, if any."""
-        with self.session() as s:
-            return s.exec(select(Burst).where(Burst.event == event, Burst.status.in_(("active", "draining")))
+        with self.reading() as s:
+            return s.exec(select(Burst).where(Burst.event == event, Burst.status.in_(LIVE))
                           .order_by(Burst.created_at.desc())).first()
 
     def latest_burst(self, event: str) -> Burst | None:
-        with self.session() as s:
+        with self.reading() as s:
             return s.exec(select(Burst).where(Burst.event == event).order_by(Burst.created_at.desc())).first()
 
     def get_burst(self, burst_id: str) -> Burst:
-        with self.session() as s:
+        with self.reading() as s:
             burst = s.get(Burst, burst_id)
             if burst is None:
                 raise StoreError(f"no burst {burst_id}")
             return burst
 
-    def bursts(self, statuses: Iterable[str] | None = None) -> list[Burst]:
-        with self.session() as s:
+    def bursts(self, statuses: Iterable[BurstStatus] | None = None) -> list[Burst]:
+        with self.reading() as s:
             q = select(Burst).order_by(Burst.created_at)
             if statuses is not None:
                 q = q.where(Burst.status.in_(tuple(statuses)))
             return list(s.exec(q))
 
     def update_burst(self, burst_id: str, message: str = "", **fields: Any) -> Burst:
+        """Set fields of a burst, journaled; a status change must be an edge of the
+        burst lifecycle."""
         with self.session() as s:
             burst = s.get(Burst, burst_id)
             if burst is None:
                 raise StoreError(f"no burst {burst_id}")
+            if "status" in fields and fields["status"] != burst.status:
+                check_burst_transition(burst.status, fields["status"])
             for key, value in fields.items():
                 setattr(burst, key, value)
             burst.version += 1
@@ -163,29 +216,34 @@ class Store:
                          burst_id=burst_id, detail={k: v for k, v in fields.items()}, session=s)
             return burst
 
-    def claim_burst(self, burst_id: str, driver: str, ttl_seconds: float) -> bool:
-        """Take or renew the lease to drive this burst. True when it is ours.
+    def claim_burst(self, burst: Burst, driver: str, ttl_seconds: float) -> bool:
+        """Take or renew the lease to drive this burst (as last read). True when it is ours.
 
         A lease of a process on this machine that no longer exists is taken over at
-        once (a `burst up` killed and run again); any other only when it expired."""
+        once (a `burst up` killed and run again); any other only when it expired. A
+        lease of ours with more than half its time left is not written again."""
         now = utcnow()
+        if burst.driver == driver and burst.driver_until and burst.driver_until - now > timedelta(
+                seconds=ttl_seconds / 2):
+            return True
         until = now + timedelta(seconds=ttl_seconds)
         with self.session() as s:
-            burst = s.get(Burst, burst_id)
-            if burst is None:
+            current = s.get(Burst, burst.id)
+            if current is None:
                 return False
-            holder = burst.driver
-            free = (holder is None or holder == driver or burst.driver_until is None
-                    or burst.driver_until < now or _dead_local_process(holder))
+            holder = current.driver
+            free = (holder is None or holder == driver or current.driver_until is None
+                    or current.driver_until < now or _dead_local_process(holder))
             if not free:
                 return False
-            result = s.exec(update(Burst).where(Burst.id == burst_id, Burst.driver == holder if holder else
+            result = s.exec(update(Burst).where(Burst.id == burst.id, Burst.driver == holder if holder else
                                                 Burst.driver.is_(None)).values(driver=driver, driver_until=until))
             if result.rowcount != 1:
                 return False
             if holder != driver:
                 self.journal("burst.driver", f"driven by {driver}" + (f" (was {holder})" if holder else ""),
-                             burst_id=burst_id, session=s)
+                             burst_id=burst.id, session=s)
+            burst.driver, burst.driver_until = driver, until
             return True
 
     def release_burst(self, burst_id: str, driver: str) -> None:
@@ -196,7 +254,7 @@ class Store:
     # -- hosts -------------------------------------------------------------------
 
     def hosts(self, burst_id: str | None = None, states: Iterable[HostState] | None = None) -> list[Host]:
-        with self.session() as s:
+        with self.reading() as s:
             q = select(Host).order_by(Host.slot, Host.attempt)
             if burst_id is not None:
                 q = q.where(Host.burst_id == burst_id)
@@ -204,27 +262,52 @@ class Store:
                 q = q.where(Host.state.in_([HostState(x).value for x in states]))
             return list(s.exec(q))
 
+    def host_rows(self, burst_id: str) -> list[HostRow]:
+        """Every host of the burst as a plain row (no ORM object): the hot path's read."""
+        with self._reader.connect() as conn:
+            return list(conn.execute(_HOST.select().where(_HOST.c.burst_id == burst_id)
+                                     .order_by(_HOST.c.slot, _HOST.c.attempt)))
+
     def host(self, host_id: str) -> Host:
-        with self.session() as s:
+        with self.reading() as s:
             host = s.get(Host, host_id)
             if host is None:
                 raise StoreError(f"no host {host_id}")
             return host
 
     def state_counts(self, burst_id: str) -> dict[str, int]:
-        with self.session() as s:
+        with self.reading() as s:
             rows = s.exec(select(Host.state, func.count()).where(Host.burst_id == burst_id).group_by(Host.state))
-            return {state: n for state, n in rows}
+            return {HostState(state).value: n for state, n in rows}
 
     def add_host(self, host: Host, message: str) -> Host:
-        with self.session() as s:
-            s.add(host)
-            self.journal("host.added", message, burst_id=host.burst_id, host_id=host.id,
-                         detail={"slot": host.slot, "attempt": host.attempt, "tier": host.tier,
-                                 "zone": host.zone, "type": host.instance_type}, session=s)
+        self.apply(new_hosts=[(host, message)])
         return host
 
-    def transition(self, host: Host, new: HostState, *, error: str | None = None,
+    def apply(self, changes: Sequence[Change] = (), *, notes: Sequence[Note] = (),
+              new_hosts: Sequence[tuple[Host, str]] = ()) -> set[str]:
+        """New hosts, host changes (in order) and notes, in one transaction, the journal
+        rows in one insert. Returns the ids of the hosts whose change was applied; a
+        change whose host left its `expect` state meanwhile is dropped."""
+        at = utcnow()
+        rows: list[dict[str, Any]] = []
+        applied: set[str] = set()
+        with self.session() as s:
+            if new_hosts:
+                s.execute(insert(_HOST), [_host_values(h) for h, _ in new_hosts])
+                rows += [_entry(at, "host.added", why, h.burst_id, h.id,
+                                {"slot": h.slot, "attempt": h.attempt, "tier": h.tier, "zone": h.zone,
+                                 "type": h.instance_type}) for h, why in new_hosts]
+            for group in _runs(changes):
+                for c in _write_group(s, group, at):
+                    applied.add(c.host_id)
+                    rows.append(_change_entry(at, c))
+            rows += [_entry(at, n.kind, n.message, n.burst_id, n.host_id, n.detail) for n in notes]
+            if rows:
+                s.execute(insert(_JOURNAL), rows)
+        return applied
+
+    def transition(self, host: Host | HostRow, new: HostState, *, error: str | None = None,
                    detail: Mapping[str, Any] | None = None, at: datetime | None = None,
                    **fields: Any) -> Host:
         """Move `host` (as last read) to `new`, setting `fields`; journaled.
@@ -234,7 +317,7 @@ class Store:
         current = HostState(host.state)
         reason = check_transition(current, new)
         at = at or utcnow()
-        values = {"state": HostState(new).value, "updated_at": at, "version": host.version + 1, **fields}
+        values = {"state": HostState(new), "updated_at": at, "version": host.version + 1, **fields}
         if error is not None:
             values["error"] = error
         with self.session() as s:
@@ -249,34 +332,83 @@ class Store:
                          from_state=current.value, to_state=HostState(new).value, session=s)
             return s.get(Host, host.id)
 
-    def transition_many(self, hosts: Sequence[Host], new: HostState, *, detail: Mapping[str, Any] | None = None,
-                        **fields: Any) -> list[Host]:
-        """`transition` for a batch, in one transaction: all move or none do (used to
-        journal a launch batch's intent before its single cloud call)."""
-        at = utcnow()
-        new = HostState(new)
-        with self.session() as s:
-            for host in hosts:
-                current = HostState(host.state)
-                reason = check_transition(current, new)
-                values = {"state": new.value, "updated_at": at, "version": host.version + 1, **fields}
-                result = s.exec(update(Host).where(Host.id == host.id, Host.version == host.version).values(**values))
-                if result.rowcount != 1:
-                    raise StaleHostError(f"host {host.id} changed under us (version {host.version})")
-                self.journal("host.transition", f"{current.value} -> {new.value}: {reason}", burst_id=host.burst_id,
-                             host_id=host.id, detail=detail, at=at, from_state=current.value, to_state=new.value,
-                             session=s)
-            ids = [h.id for h in hosts]
-            return list(s.exec(select(Host).where(Host.id.in_(ids)).order_by(Host.id)))
 
-    def record(self, host: Host, message: str, *, detail: Mapping[str, Any] | None = None, **fields: Any) -> Host:
-        """Set fields of a host without a state change (e.g. the instance id a launch
-        returned); version-checked and journaled like a transition."""
-        values = {"updated_at": utcnow(), "version": host.version + 1, **fields}
-        with self.session() as s:
-            result = s.exec(update(Host).where(Host.id == host.id, Host.version == host.version).values(**values))
-            if result.rowcount != 1:
-                raise StaleHostError(f"host {host.id} changed under us (version {host.version})")
-            self.journal("host.recorded", message, burst_id=host.burst_id, host_id=host.id,
-                         detail={**{k: v for k, v in fields.items()}, **(detail or {})}, session=s)
-            return s.get(Host, host.id)
+class LiveBurstExists(StoreError):
+    """The event already has a live burst (`burst`)."""
+
+    def __init__(self, burst: Burst | None):
+        self.burst = burst
+        what = f"burst {burst.id} ({burst.status.value})" if burst else "a live burst"
+        super().__init__(f"event {burst.event if burst else ''!r} already has {what}")
+
+
+def _host_values(host: Host) -> dict[str, Any]:
+    return {c.name: getattr(host, c.name) for c in _HOST.columns}
+
+
+def _entry(at: datetime, kind: str, message: str, burst_id: str | None, host_id: str | None,
+           detail: Mapping[str, Any] | None, *, from_state: str | None = None,
+           to_state: str | None = None) -> dict[str, Any]:
+    return {"at": at, "kind": kind, "message": message, "burst_id": burst_id, "host_id": host_id,
+            "detail_json": _json(detail), "from_state": from_state, "to_state": to_state}
+
+
+def _signature(c: Change) -> tuple:
+    return (c.expect, c.to, c.error, tuple(sorted(c.fields)))
+
+
+def _runs(changes: Sequence[Change]) -> Iterator[list[Change]]:
+    """Consecutive changes of one shape (same edge, same fields): each run is one
+    statement. Runs keep the order, so two changes of one host apply in order."""
+    run: list[Change] = []
+    for c in changes:
+        if run and _signature(run[-1]) != _signature(c):
+            yield run
+            run = []
+        run.append(c)
+    if run:
+        yield run
+
+
+def _write_group(s: Session, group: list[Change], at: datetime) -> list[Change]:
+    """Apply a run of same-shaped changes; the ones whose host was still in `expect`."""
+    first = group[0]
+    if first.to is not None:
+        check_transition(first.expect, first.to)
+    values: dict[str, Any] = {"updated_at": at, "version": _HOST.c.version + 1}
+    if first.to is not None:
+        values["state"] = first.to
+    if first.error is not None:
+        values["error"] = first.error
+    if all(c.fields == first.fields for c in group):  # one UPDATE ... WHERE id IN (...) RETURNING id
+        done: set[str] = set()
+        ids = [c.host_id for c in group]
+        for i in range(0, len(ids), 500):
+            stmt = (update(_HOST).where(_HOST.c.id.in_(ids[i:i + 500]), _HOST.c.state == first.expect)
+                    .values(**values, **first.fields).returning(_HOST.c.id))
+            done.update(s.execute(stmt).scalars())
+        return [c for c in group if c.host_id in done]
+    # per-host values (an address each): one prepared statement, many parameter sets
+    stmt = (update(_HOST).where(_HOST.c.id == bindparam("b_id"), _HOST.c.state == first.expect)
+            .values(**values, **{k: bindparam(f"b_{k}") for k in first.fields}))
+    params = [{"b_id": c.host_id, **{f"b_{k}": v for k, v in c.fields.items()}} for c in group]
+    savepoint = s.begin_nested()
+    if s.execute(stmt, params).rowcount == len(group):
+        savepoint.commit()
+        return group
+    savepoint.rollback()  # some host moved on meanwhile: find which, one by one (rare)
+    applied = []
+    for c, p in zip(group, params):
+        if s.execute(stmt, [p]).rowcount == 1:
+            applied.append(c)
+    return applied
+
+
+def _change_entry(at: datetime, c: Change) -> dict[str, Any]:
+    if c.to is None:
+        return _entry(at, "host.recorded", c.message, c.burst_id, c.host_id, {**c.fields, **c.detail})
+    message = f"{c.expect.value} -> {c.to.value}: {check_transition(c.expect, c.to)}" + (
+        f" ({c.error})" if c.error else "")
+    return _entry(at, "host.transition", message, c.burst_id, c.host_id,
+                  {**c.detail, **({"error": c.error} if c.error else {})},
+                  from_state=c.expect.value, to_state=c.to.value)

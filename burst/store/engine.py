@@ -1,8 +1,9 @@
 """Engines for SQLite (default) and PostgreSQL, and the migration to the newest schema.
 
-SQLite: WAL, and every transaction starts with BEGIN IMMEDIATE, so read-then-write
-transactions of concurrent processes queue for the write lock instead of failing
-with "database is locked" (ENVIRONMENT.md).
+SQLite: WAL, and every write transaction starts with BEGIN IMMEDIATE, so
+read-then-write transactions of concurrent processes queue for the write lock
+instead of failing with "database is locked" (ENVIRONMENT.md); read-only ones (an
+execution option `burst_read_only`) start with a deferred BEGIN.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ def _sqlite_immediate(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # a read-only transaction must not queue for the write lock: WAL readers never wait
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("burst_read_only") else "BEGIN IMMEDIATE")
 
 
 def migrate(engine: Engine) -> None:

@@ -9,22 +9,39 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlalchemy import Column, Index, Text, UniqueConstraint, text
+from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
+
+from burst.lifecycle import BurstStatus, HostState
+from burst.plan import Plan, demand_from_json
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _enum_column(enum: type, default, *, index: bool = True) -> Column:
+    """An enum stored as its value (a VARCHAR on both stores), read back as the enum."""
+    return Column(SAEnum(enum, native_enum=False, create_constraint=False, length=20, validate_strings=True,
+                         values_callable=lambda e: [m.value for m in e]),
+                  nullable=False, default=default, index=index)
+
+
 class Burst(SQLModel, table=True):
     """One event's extra capacity: what was asked for, the plan, where it stands."""
+
+    __table_args__ = (
+        # at most one live burst per event, whatever races (two `burst up` at once)
+        Index("uq_burst_live_event", "event", unique=True, sqlite_where=text("status != 'down'"),
+              postgresql_where=text("status != 'down'")),
+    )
 
     id: str = Field(primary_key=True)
     event: str = Field(index=True)
     cluster: str
-    #: active (going up or holding), draining (burst down running), down, failed
-    status: str = Field(default="active", index=True)
+    #: active (going up or holding), draining (burst down running), down
+    status: BurstStatus = Field(default=BurstStatus.ACTIVE, sa_column=_enum_column(BurstStatus, BurstStatus.ACTIVE))
     demand_json: str = Field(sa_column=Column(Text, nullable=False))
     plan_json: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
@@ -37,6 +54,20 @@ class Burst(SQLModel, table=True):
     #: holds: two reconcilers (a `burst up` and the daemon) never drive one burst
     driver: str | None = None
     driver_until: datetime | None = None
+    #: why the burst stopped trying (a tier's credentials were refused...): set once
+    halted: str | None = None
+
+    @property
+    def demand(self) -> dict[str, int]:
+        return demand_from_json(self.demand_json)
+
+    @property
+    def plan(self) -> Plan:
+        return Plan.from_json(self.plan_json)
+
+    @property
+    def live(self) -> bool:
+        return self.status is not BurstStatus.DOWN
 
 
 class Host(SQLModel, table=True):
@@ -57,7 +88,9 @@ class Host(SQLModel, table=True):
     provider: str
     zone: str
     instance_type: str
-    state: str = Field(default="requested", index=True)
+    state: HostState = Field(default=HostState.REQUESTED, sa_column=_enum_column(HostState, HostState.REQUESTED))
+    #: the slot gets no further attempt: the burst completes short of it
+    given_up: bool = False
     #: optimistic concurrency: every write checks and bumps it
     version: int = 1
     #: the launch request id (ClientToken) of the batch this host was launched in

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
@@ -67,6 +68,8 @@ def _now() -> float:
 
 class FakeProvider(Provider):
     name: ClassVar[str] = "fake"
+    #: its describe is a local file read: cheap to ask often
+    poll_seconds: ClassVar[float] = 0.1
 
     def __init__(self, context: ProviderContext, options: Mapping[str, Any]):
         super().__init__(context, options)
@@ -79,6 +82,8 @@ class FakeProvider(Provider):
         self.path = Path(options.get("state_file") or default)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = FileLock(str(self.path) + ".lock")
+        # threads of this process queue here, not in the file lock's sleep-and-retry poll
+        self._thread_lock = threading.Lock()
         self._types = [InstanceType(name=t["name"], cpu=t["cpu"], memory_gib=t["memory_gib"],
                                     price_per_hour=t["price_per_hour"], zones=tuple(t["zones"]))
                        for t in options.get("instance_types", [])]
@@ -91,7 +96,7 @@ class FakeProvider(Provider):
     @contextmanager
     def _state(self) -> Iterator[dict]:
         """Read-modify-write of the instance file under a file lock; written atomically."""
-        with self._lock:
+        with self._thread_lock, self._lock:
             try:
                 state = json.loads(self.path.read_text())
             except FileNotFoundError:
