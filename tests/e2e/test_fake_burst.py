@@ -116,7 +116,7 @@ def test_bad_input_is_one_line_exit_1_and_nothing_stored(make_burst):
         (["up", "ny", "--replicas", "web=3", "--deadline", "2020-01-01T00:00:00+00:00"], "is in the past"),
         (["up", "ny", "--replicas", "web"], "expected SERVICE=N"),
         (["up", "ny", "--replicas", "web=0"], "nothing to add"),
-        (["down", "nothing"], "has no live burst"),
+        (["down", "nothing"], "has no burst"),
     ]
     for args, message in cases:
         proc = burst.run(*args, check=False)

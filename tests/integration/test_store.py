@@ -5,9 +5,12 @@ from datetime import timedelta
 
 import pytest
 
+from sqlalchemy.exc import IntegrityError
+
 from burst.errors import IllegalTransitionError, StaleHostError, StoreError
+from burst.lifecycle import BurstStatus
 from burst.lifecycle import HostState as S
-from burst.store import Burst, Host, Store, utcnow
+from burst.store import Burst, Change, Host, LiveBurstExists, Note, Store, utcnow
 
 
 def make_burst(store, event="ny", hosts=3):
@@ -65,22 +68,54 @@ def test_concurrent_writers_of_one_host_never_both_win(store_url):
     store.close()
 
 
-def test_a_batch_transition_is_all_or_nothing(store_url):
+def test_apply_writes_a_batch_in_one_go_and_drops_changes_of_hosts_that_moved_on(store_url):
     store = Store(store_url)
-    make_burst(store)
-    hosts = store.hosts("ny-1")
-    store.transition(hosts[2], S.CANCELLED)  # hosts[2] is now stale
-    with pytest.raises(StaleHostError):
-        store.transition_many(hosts, S.LAUNCHING, launch_request_id="b1")
-    assert [h.state for h in store.hosts("ny-1")] == ["requested", "requested", "cancelled"]
+    make_burst(store, hosts=4)
+    store.transition(store.host("ny-h2"), S.CANCELLED)  # moved on by another writer
+    # a uniform run (one statement), then per-host values (many parameter sets), in order
+    applied = store.apply([Change(f"ny-h{i}", "ny-1", S.REQUESTED, S.LAUNCHING, fields={"launch_request_id": "b1"})
+                           for i in range(4)]
+                          + [Change(f"ny-h{i}", "ny-1", S.LAUNCHING, fields={"instance_id": f"i-{i}"},
+                                    message="instance") for i in range(4)],
+                          notes=[Note("launch.call", "one call", burst_id="ny-1")])
+    assert applied == {"ny-h0", "ny-h1", "ny-h3"}
+    hosts = {h.id: h for h in store.host_rows("ny-1")}
+    assert [hosts[f"ny-h{i}"].state for i in range(4)] == [S.LAUNCHING, S.LAUNCHING, S.CANCELLED, S.LAUNCHING]
+    assert [hosts[f"ny-h{i}"].instance_id for i in range(4)] == ["i-0", "i-1", None, "i-3"]
+    assert hosts["ny-h0"].version == 3 and hosts["ny-h2"].version == 2
+    kinds = [(e.kind, e.host_id) for e in store.journal_entries(burst_id="ny-1") if e.kind != "burst.created"]
+    assert kinds.count(("host.transition", "ny-h0")) == 1 and ("host.recorded", "ny-h3") in kinds
+    assert not [k for k in kinds if k[1] == "ny-h2" and k[0] == "host.recorded"]
+    assert ("launch.call", None) in kinds
+    with pytest.raises(IllegalTransitionError):  # an edge the lifecycle has not: nothing written
+        store.apply([Change("ny-h0", "ny-1", S.LAUNCHING, S.READY)])
+    assert store.host("ny-h0").state is S.LAUNCHING
     store.close()
 
 
 def test_one_live_burst_per_event(store_url):
     store = Store(store_url)
     make_burst(store)
-    with pytest.raises(StoreError, match="already has burst"):
+    with pytest.raises(LiveBurstExists, match="already has burst ny-1"):
         make_burst(store)
+    store.close()
+
+
+def test_the_database_itself_refuses_a_second_live_burst_of_an_event(store_url):
+    """Two writers that both passed the check still cannot both insert (the partial
+    unique index); a burst that is down does not count."""
+    store = Store(store_url)
+    make_burst(store)
+    now = utcnow()
+    with pytest.raises(IntegrityError):
+        with store.session() as s:
+            s.add(Burst(id="ny-2", event="ny", cluster="c", demand_json="{}", plan_json="{}", deadline_at=now))
+    store.update_burst("ny-1", status=BurstStatus.DRAINING)
+    store.update_burst("ny-1", status=BurstStatus.DOWN)
+    with store.session() as s:
+        s.add(Burst(id="ny-2", event="ny", cluster="c", demand_json="{}", plan_json="{}", deadline_at=now))
+    with pytest.raises(IllegalTransitionError):
+        store.update_burst("ny-2", status=BurstStatus.DOWN)  # active -> down skips the drain
     store.close()
 
 
@@ -97,19 +132,22 @@ def test_one_driver_per_burst_and_a_dead_local_driver_is_replaced_at_once(store_
 
     store = Store(store_url)
     make_burst(store)
-    assert store.claim_burst("ny-1", "me", 30)
-    assert store.claim_burst("ny-1", "me", 30)  # renewing is fine
-    assert not store.claim_burst("ny-1", "other-host:1:x", 30)
+    def claim(driver):
+        return store.claim_burst(store.get_burst("ny-1"), driver, 30)
+
+    assert claim("me")
+    assert claim("me")  # renewing is fine
+    assert not claim("other-host:1:x")
     store.release_burst("ny-1", "me")
-    assert store.claim_burst("ny-1", "other-host:1:x", 30)
+    assert claim("other-host:1:x")
     # a driver on this machine whose process is gone
     import socket
 
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead = f"{socket.gethostname()}:{gone.stdout.strip()}:abc"
     store.release_burst("ny-1", "other-host:1:x")
-    assert store.claim_burst("ny-1", dead, 30)
-    assert store.claim_burst("ny-1", "me", 30)
+    assert claim(dead)
+    assert claim("me")
     assert [e.message for e in store.journal_entries(burst_id="ny-1") if e.kind == "burst.driver"][-1] == \
         f"driven by me (was {dead})"
     store.close()
