@@ -9,6 +9,10 @@ money until somebody notices them; `burst gc` terminates them, the daemon report
 Safety, in order of importance:
 - only what `provider.list()` returns is ever looked at, and it returns only owned
   instances; `provider.terminate` refuses anything else again (`NotOwnedError`);
+- of those, only instances tagged with this store's identity (`burst:store`) can be
+  leaks: another store that shares the cluster name (staging beside production)
+  launched the others. An instance without the tag (launched before stores had an
+  identity) is never collected; terminate it by hand once you know whose it is;
 - the clouds are read before the store: burst journals a launch (host `launching`,
   with its request id) before the cloud call, so any instance a listing shows was
   already announced in the store that is read after it. An instance whose launch is
@@ -27,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from burst.config import Config
 from burst.errors import BurstError
 from burst.lifecycle import FINAL, HostState
-from burst.provider import TAG_BATCH, TAG_BURST, InstanceState, ProviderError
+from burst.provider import TAG_BATCH, TAG_BURST, TAG_STORE, InstanceState, ProviderError
 from burst.provider.providers import ProviderSet
 from burst.store import Host, Store
 
@@ -81,7 +85,8 @@ def find_leaks(config: Config, store: Store, providers: ProviderSet | None = Non
                 listed += [(tier.name, inst) for inst in provider.list()]
             except ProviderError as exc:
                 raise GcError(f"tier {tier.name}: cannot list its instances ({exc}); nothing was changed") from exc
-        return _leaks(listed, store.hosts())
+        mine = [(tier, inst) for tier, inst in listed if inst.tags.get(TAG_STORE) == store.identity]
+        return _leaks(mine, store.hosts())
     finally:
         if own:
             providers.close()

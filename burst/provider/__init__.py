@@ -36,6 +36,8 @@ TAG_CLUSTER = "burst:cluster"
 TAG_BURST = "burst:burst-id"
 TAG_EVENT = "burst:event"
 TAG_BATCH = "burst:batch"
+#: the store that launched it: gc collects only what its own store launched
+TAG_STORE = "burst:store"
 
 
 class InstanceState(str, enum.Enum):

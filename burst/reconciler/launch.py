@@ -22,6 +22,7 @@ from burst.provider import (
     TAG_BATCH,
     TAG_BURST,
     TAG_EVENT,
+    TAG_STORE,
     Instance,
     InsufficientCapacityError,
     LaunchRequest,
@@ -94,7 +95,8 @@ def _call(ctx: Ctx, bp: BurstPass, members: list[HostRow], request_id: str) -> N
     tier = first.tier
     provider = ctx.providers.get(tier)
     req = LaunchRequest(request_id=request_id, count=len(members), instance_type=first.instance_type,
-                        zone=first.zone, tags={TAG_BURST: bp.id, TAG_EVENT: bp.burst.event})
+                        zone=first.zone, tags={TAG_BURST: bp.id, TAG_EVENT: bp.burst.event,
+                                                          TAG_STORE: ctx.store.identity})
     offering = (tier, first.zone, first.instance_type)
     notes: list[Note] = []
     halted = None

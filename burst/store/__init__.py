@@ -14,6 +14,7 @@ deferred `BEGIN`, which in WAL mode never waits for a writer.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
@@ -33,7 +34,7 @@ from sqlmodel import Session, select
 from burst.errors import StaleHostError, StoreError
 from burst.lifecycle import LIVE, BurstStatus, HostState, check_burst_transition, check_transition
 from burst.store.engine import make_engine, migrate
-from burst.store.models import Burst, Host, JournalEntry, utcnow
+from burst.store.models import Burst, Host, JournalEntry, StoreIdentity, utcnow
 
 __all__ = ["Store", "Burst", "Host", "HostRow", "Change", "Note", "JournalEntry", "utcnow", "driver_name",
            "LiveBurstExists"]
@@ -105,6 +106,15 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    @functools.cached_property
+    def identity(self) -> str:
+        """This store's id, tagged on every instance it launches (`burst:store`)."""
+        with self.reading() as s:
+            row = s.exec(select(StoreIdentity)).first()
+        if row is None:
+            raise StoreError("the store has no identity row: was it migrated by this version?")
+        return row.id
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -120,3 +120,14 @@ class JournalEntry(SQLModel, table=True):
     to_state: str | None = None
     message: str = ""
     detail_json: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
+
+
+class StoreIdentity(SQLModel, table=True):
+    """Who this store is: one row, made when the schema is. Every instance burst
+    launches carries it (`burst:store`), and gc collects only instances carrying it,
+    so two stores that share a cluster name never collect each other's hosts."""
+
+    __tablename__ = "store_identity"
+
+    id: str = Field(primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow)

@@ -15,7 +15,7 @@ import pytest
 
 from burst.config import load_config
 from burst.lifecycle import HostState
-from burst.provider import TAG_BURST, TAG_CLUSTER, LaunchRequest
+from burst.provider import TAG_BURST, TAG_CLUSTER, TAG_STORE, LaunchRequest
 from burst.store import Store
 from cloud_stands import (  # noqa: F401  (fixtures)
     cloud,
@@ -129,11 +129,19 @@ def test_gc_finds_a_leaked_instance_and_terminates_it_only_when_told(cloud, clou
     up(cloud_burst)
     hosts, _ = read_store(cloud_burst)
     held = {h.instance_id for h in hosts}
-    # a leak: made with this cluster's tags, as a crashed tool might have, unknown to the store
+    store = Store(load_config(cloud_burst.config).store_url)
+    identity = store.identity
+    store.close()
+    # a leak: made with this cluster's and this store's tags, as a crashed burst might
+    # have, unknown to the store; and an instance of another store sharing the cluster
+    # name (staging beside production): never this store's to collect
     with tier_provider(cloud_burst) as provider:
         leaked = [i.id for i in provider.launch(LaunchRequest(
             request_id="leak-test-0001", count=2, instance_type=cloud.itype, zone=cloud.zones[0],
-            tags={TAG_BURST: "burst-long-gone"}))]
+            tags={TAG_BURST: "burst-long-gone", TAG_STORE: identity}))]
+        other_store = [i.id for i in provider.launch(LaunchRequest(
+            request_id="leak-test-0002", count=1, instance_type=cloud.itype, zone=cloud.zones[0],
+            tags={TAG_BURST: "staging-burst", TAG_STORE: "another-store"}))]
     assert len(leaked) == 2
 
     listed = cloud_burst.json("gc", "--dry-run")
@@ -169,7 +177,7 @@ def test_gc_finds_a_leaked_instance_and_terminates_it_only_when_told(cloud, clou
     done = cloud_burst.json("gc", "--yes")
     assert sorted(done["terminated"]) == sorted(leaked) and done["failed"] == []
     assert not any(cloud.alive(i) for i in leaked)
-    assert all(cloud.alive(i) for i in held) and cloud.alive(foreign)
+    assert all(cloud.alive(i) for i in held) and cloud.alive(foreign) and cloud.alive(other_store[0])
     assert cloud_burst.json("gc", "--dry-run")["leaks"] == []
 
     _, entries = read_store(cloud_burst)

@@ -1,9 +1,13 @@
 """typed host and burst data: a given-up slot is a column, a halted burst says why,
-and at most one live burst per event (a partial unique index on both stores)
+at most one live burst per event (a partial unique index on both stores), and the
+store's identity (tagged on every instance it launches)
 
 Revision ID: 0005_typed_hosts
 Revises: 0004_burst_driver
 """
+
+import uuid
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 import sqlmodel
@@ -26,9 +30,17 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("halted", sqlmodel.sql.sqltypes.AutoString(), nullable=True))
     op.create_index("uq_burst_live_event", "burst", ["event"], unique=True, sqlite_where=LIVE,
                     postgresql_where=LIVE)
+    identity = op.create_table(
+        "store_identity",
+        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("created_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.bulk_insert(identity, [{"id": uuid.uuid4().hex[:16], "created_at": datetime.now(UTC)}])
 
 
 def downgrade() -> None:
+    op.drop_table("store_identity")
     op.drop_index("uq_burst_live_event", table_name="burst")
     with op.batch_alter_table("burst", schema=None) as batch_op:
         batch_op.drop_column("halted")
