@@ -142,8 +142,8 @@ class BurstService:
             return latest
         if live.status is BurstStatus.DRAINING:
             return live
-        return self.store.update_burst(live.id, f"burst down requested for {event}", status=BurstStatus.DRAINING,
-                                       down_requested_at=self.clock.now())
+        return self.store.update_burst(live.id, f"burst down requested for {event}", expect=BurstStatus.ACTIVE,
+                                       status=BurstStatus.DRAINING, down_requested_at=self.clock.now())
 
     def drive(self, burst: Burst, *, seconds: float) -> Iterator[Progress]:
         """Run passes for this burst until it is done (up: ready or given up; down: every

@@ -172,17 +172,17 @@ class Store:
         of two racing `burst up`, one creates and the other gets `LiveBurstExists`."""
         try:
             with self.session() as s:
-                existing = s.exec(select(Burst).where(Burst.event == burst.event,
-                                                      Burst.status.in_(LIVE))).first()
-                if existing is not None:
-                    raise LiveBurstExists(existing)
-                s.add(burst)
-                s.flush()
-                s.execute(insert(_HOST), [_host_values(h) for h in hosts])
-                self.journal("burst.created", f"burst {burst.id} for event {burst.event}: {len(hosts)} hosts "
-                             "planned", burst_id=burst.id, detail={"hosts": len(hosts)}, session=s)
-        except IntegrityError:
+                existing = s.exec(select(Burst).where(Burst.event == burst.event, Burst.status.in_(LIVE))).first()
+                if existing is None:
+                    s.add(burst)
+                    s.flush()
+                    s.execute(insert(_HOST), [_host_values(h) for h in hosts])
+                    self.journal("burst.created", f"burst {burst.id} for event {burst.event}: {len(hosts)} hosts "
+                                 "planned", burst_id=burst.id, detail={"hosts": len(hosts)}, session=s)
+        except IntegrityError:  # the other writer committed first
             raise LiveBurstExists(self.live_burst(burst.event)) from None
+        if existing is not None:
+            raise LiveBurstExists(existing)
         return burst
 
     def live_burst(self, event: str) -> Burst | None:
@@ -209,13 +209,17 @@ class Store:
                 q = q.where(Burst.status.in_(tuple(statuses)))
             return list(s.exec(q))
 
-    def update_burst(self, burst_id: str, message: str = "", **fields: Any) -> Burst:
+    def update_burst(self, burst_id: str, message: str = "", *, expect: BurstStatus | None = None,
+                     **fields: Any) -> Burst:
         """Set fields of a burst, journaled; a status change must be an edge of the
-        burst lifecycle."""
+        burst lifecycle. With `expect`, only while the burst is in that status (the row
+        is locked meanwhile): else the burst is returned unchanged."""
         with self.session() as s:
-            burst = s.get(Burst, burst_id)
+            burst = s.get(Burst, burst_id, with_for_update=True)
             if burst is None:
                 raise StoreError(f"no burst {burst_id}")
+            if expect is not None and burst.status is not expect:
+                return burst
             if "status" in fields and fields["status"] != burst.status:
                 check_burst_transition(burst.status, fields["status"])
             for key, value in fields.items():
