@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import datetime
 from typing import Protocol
@@ -13,6 +14,8 @@ class Clock(Protocol):
     def now(self) -> datetime: ...
     def monotonic(self) -> float: ...
     def sleep(self, seconds: float) -> None: ...
+    def wait(self, event: threading.Event, timeout: float) -> bool:
+        """Until `event` is set or `timeout` seconds pass; whether it was set."""
 
 
 class SystemClock:
@@ -24,3 +27,6 @@ class SystemClock:
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)
+
+    def wait(self, event: threading.Event, timeout: float) -> bool:
+        return event.wait(timeout)

@@ -27,7 +27,7 @@ import logging
 import threading
 from collections import defaultdict
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 
 from burst.clock import Clock, SystemClock
 from burst.config import Config
@@ -37,7 +37,7 @@ from burst.provision import Cluster, Initialiser
 from burst.reconciler.context import BurstPass, Ctx, InFlight, Outcomes
 from burst.reconciler.giveup import MAX_ATTEMPTS
 from burst.reconciler.offerings import Offerings
-from burst.reconciler.replace import superseded
+from burst.reconciler.replace import recall, superseded
 from burst.reconciler.schedule import finish_down, spillover_off
 from burst.reconciler.table import BURST_UP, DOWN, UP, Step
 from burst.store import Burst, HostRow, Note, Store, driver_name
@@ -48,16 +48,18 @@ log = logging.getLogger(__name__)
 
 #: seconds a driver's lease on a burst lasts without renewal
 DRIVER_LEASE_SECONDS = 15.0
+#: threads for the steps' slow halves (cloud calls, Ansible runs, swarm joins)
+WORKERS = 48
 
 
 class Reconciler:
     def __init__(self, config: Config, store: Store, providers: ProviderSet, initialiser: Initialiser,
-                 cluster: Cluster, clock: Clock | None = None, workers: int = 48):
+                 cluster: Cluster, clock: Clock | None = None, executor: Executor | None = None):
         clock = clock or SystemClock()
         self.store = store
         self.ctx = Ctx(config=config, store=store, providers=providers, initialiser=initialiser, cluster=cluster,
                        clock=clock, guard=InFlight(), outcomes=Outcomes(),
-                       pool=ThreadPoolExecutor(max_workers=workers, thread_name_prefix="burst-step"),
+                       pool=executor or ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="burst-step"),
                        offerings=Offerings(config, store, providers, clock),
                        tier_slots={t.name: threading.BoundedSemaphore(t.concurrency) for t in config.tiers})
         self.driver = driver_name()
@@ -79,8 +81,8 @@ class Reconciler:
         return self.ctx.guard.any_for(burst_id)
 
     def wait_for_work(self, timeout: float) -> None:
-        """Sleep until a step reports (or `timeout` seconds pass)."""
-        self.ctx.outcomes.wake.wait(timeout)
+        """Sleep until a step reports (or `timeout` seconds pass, on the clock)."""
+        self.ctx.clock.wait(self.ctx.outcomes.wake, timeout)
 
     # -- the pass ----------------------------------------------------------------
 
@@ -157,6 +159,4 @@ class Reconciler:
     # -- asked by the service ---------------------------------------------------------
 
     def recall(self, burst: Burst, host: HostRow, reason: str) -> None:
-        from burst.reconciler.replace import recall
-
         recall(self.ctx, burst, host, reason)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -122,7 +122,7 @@ class Ctx:
     clock: Clock
     guard: InFlight
     outcomes: Outcomes
-    pool: ThreadPoolExecutor
+    pool: Executor
     offerings: Any  # burst.reconciler.offerings.Offerings (typed there; it needs Ctx's parts)
     tier_slots: dict[str, threading.BoundedSemaphore] = field(default_factory=dict)
     #: bursts whose spillover was asked for / scaled off by this process

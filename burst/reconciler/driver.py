@@ -7,7 +7,6 @@ A pass runs as soon as a step reports (the reconciler's wake), and at least ever
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
@@ -62,12 +61,12 @@ class Driver:
     def drive(self, burst_id: str, *, seconds: float, direction: str | None = None) -> Iterator[Progress]:
         """Passes until the burst is done (see `Progress.outcome`), `seconds` pass, or
         (with `direction`) the burst goes the other way (a `burst down` meanwhile)."""
-        stop = time.monotonic() + seconds
+        stop = self.clock.monotonic() + seconds
         while True:
             self.reconciler.pass_once()
             progress = self.progress(burst_id)
             yield progress
-            left = stop - time.monotonic()
+            left = stop - self.clock.monotonic()
             if progress.done or left <= 0 or (direction and progress.direction != direction):
                 return
             self.reconciler.wait_for_work(min(TICK, left))

@@ -12,7 +12,6 @@ leave the hosts launching, asked again after a pause, with the same request id.
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from collections.abc import Sequence
 from hashlib import sha1
@@ -76,7 +75,7 @@ def follow(ctx: Ctx, bp: BurstPass, hosts: list[HostRow]) -> None:
     for h in hosts:
         if not h.instance_id:
             unanswered[h.launch_request_id].append(h)
-    now = time.monotonic()
+    now = ctx.clock.monotonic()
     for request_id, members in unanswered.items():
         if ctx.retry_at.get((bp.id, request_id), 0) <= now:
             _submit_call(ctx, bp, members, request_id)
@@ -115,7 +114,7 @@ def _call(ctx: Ctx, bp: BurstPass, members: list[HostRow], request_id: str) -> N
         notes += ctx.offerings.mark_exhausted(bp.id, ctx.offerings.of_tier(tier), halted)
     except ProviderError as exc:
         if exc.retryable:  # still launching: asked again, with the same request id, after a pause
-            ctx.retry_at[(bp.id, request_id)] = time.monotonic() + RETRY_SECONDS
+            ctx.retry_at[(bp.id, request_id)] = ctx.clock.monotonic() + RETRY_SECONDS
             ctx.report(Outcome(notes=[provider_error(bp.id, tier, "launch", exc)]))
             return
         instances, error = [], exc

@@ -11,7 +11,6 @@ that finished starts its next phase at the next pass while its batch-mates still
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -47,7 +46,7 @@ class Phase:
         if not running:
             return
         targets = [ctx.target(h, bp.burst) for h in running]
-        monotonic_deadline = time.monotonic() + seconds
+        monotonic_deadline = ctx.clock.monotonic() + seconds
 
         def work(token: object) -> None:
             report = HostReport(ctx, bp.id, self, token)

@@ -5,7 +5,6 @@ instance that died, stayed missing past the grace, or missed its deadline."""
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from datetime import timedelta
 
@@ -23,7 +22,7 @@ def poll(ctx: Ctx, bp: BurstPass, hosts: list[HostRow]) -> None:
     by_tier: dict[str, list[HostRow]] = defaultdict(list)
     for h in hosts:
         by_tier[h.tier].append(h)
-    now = time.monotonic()
+    now = ctx.clock.monotonic()
     for tier, group in by_tier.items():
         if now - ctx.last_poll.get((bp.id, tier), 0.0) < ctx.providers.get(tier).poll_seconds:
             continue

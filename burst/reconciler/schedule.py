@@ -7,7 +7,6 @@ host drains."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -51,7 +50,7 @@ def schedule(ctx: Ctx, bp: BurstPass) -> None:
 
     def work(token: object) -> None:
         ctx.cluster.wait_spillover(event, targets, _ScheduleReport(ctx, bp.id),
-                                   time.monotonic() + ctx.config.cluster.phase_timeout_seconds)
+                                   ctx.clock.monotonic() + ctx.config.cluster.phase_timeout_seconds)
         running = ctx.cluster.spillover_running(event)
         shown = ", ".join(f"{s}={n}" for s, n in running.items())
         if not all(running.get(s, 0) >= n for s, n in demand.items()):

@@ -20,7 +20,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -96,8 +96,10 @@ def _json(detail: Mapping[str, Any] | None) -> str:
 
 
 class Store:
-    def __init__(self, url: str, *, migrate_schema: bool = True):
+    def __init__(self, url: str, *, migrate_schema: bool = True, now: Callable[[], datetime] = utcnow):
         self.url = url
+        #: the store's clock: every time it writes (journal, updated_at, created_at) comes from it
+        self.now = now
         self.engine = make_engine(url)
         self._reader = self.engine.execution_options(burst_read_only=True)
         self._write_lock = threading.Lock() if self.engine.dialect.name == "sqlite" else None
@@ -137,7 +139,7 @@ class Store:
                 host_id: str | None = None, detail: Mapping[str, Any] | None = None,
                 at: datetime | None = None, from_state: str | None = None, to_state: str | None = None,
                 session: Session | None = None) -> None:
-        entry = JournalEntry(at=at or utcnow(), burst_id=burst_id, host_id=host_id, kind=kind,
+        entry = JournalEntry(at=at or self.now(), burst_id=burst_id, host_id=host_id, kind=kind,
                              message=message, detail_json=_json(detail), from_state=from_state,
                              to_state=to_state)
         if session is not None:
@@ -176,7 +178,7 @@ class Store:
                 if existing is None:
                     s.add(burst)
                     s.flush()
-                    s.execute(insert(_HOST), [_host_values(h) for h in hosts])
+                    s.execute(insert(_HOST), [_host_values(h, self.now()) for h in hosts])
                     self.journal("burst.created", f"burst {burst.id} for event {burst.event}: {len(hosts)} hosts "
                                  "planned", burst_id=burst.id, detail={"hosts": len(hosts)}, session=s)
         except IntegrityError:  # the other writer committed first
@@ -236,7 +238,7 @@ class Store:
         A lease of a process on this machine that no longer exists is taken over at
         once (a `burst up` killed and run again); any other only when it expired. A
         lease of ours with more than half its time left is not written again."""
-        now = utcnow()
+        now = self.now()
         if burst.driver == driver and burst.driver_until and burst.driver_until - now > timedelta(
                 seconds=ttl_seconds / 2):
             return True
@@ -303,12 +305,12 @@ class Store:
         """New hosts, host changes (in order) and notes, in one transaction, the journal
         rows in one insert. Returns the ids of the hosts whose change was applied; a
         change whose host left its `expect` state meanwhile is dropped."""
-        at = utcnow()
+        at = self.now()
         rows: list[dict[str, Any]] = []
         applied: set[str] = set()
         with self.session() as s:
             if new_hosts:
-                s.execute(insert(_HOST), [_host_values(h) for h, _ in new_hosts])
+                s.execute(insert(_HOST), [_host_values(h, at) for h, _ in new_hosts])
                 rows += [_entry(at, "host.added", why, h.burst_id, h.id,
                                 {"slot": h.slot, "attempt": h.attempt, "tier": h.tier, "zone": h.zone,
                                  "type": h.instance_type}) for h, why in new_hosts]
@@ -330,7 +332,7 @@ class Store:
         `StaleHostError` when the row changed since `host` was read."""
         current = HostState(host.state)
         reason = check_transition(current, new)
-        at = at or utcnow()
+        at = at or self.now()
         values = {"state": HostState(new), "updated_at": at, "version": host.version + 1, **fields}
         if error is not None:
             values["error"] = error
@@ -356,8 +358,9 @@ class LiveBurstExists(StoreError):
         super().__init__(f"event {burst.event if burst else ''!r} already has {what}")
 
 
-def _host_values(host: Host) -> dict[str, Any]:
-    return {c.name: getattr(host, c.name) for c in _HOST.columns}
+def _host_values(host: Host, at: datetime) -> dict[str, Any]:
+    """The row of a new host, stamped with the store's time."""
+    return {**{c.name: getattr(host, c.name) for c in _HOST.columns}, "created_at": at, "updated_at": at}
 
 
 def _entry(at: datetime, kind: str, message: str, burst_id: str | None, host_id: str | None,
