@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Executor
 from datetime import datetime
 
 from burst.clock import Clock, SystemClock
@@ -47,14 +48,16 @@ def make_cluster(config: Config) -> Cluster:
 
 class BurstService:
     def __init__(self, config: Config, store: Store | None = None, clock: Clock | None = None,
-                 initialiser: Initialiser | None = None, cluster: Cluster | None = None):
+                 initialiser: Initialiser | None = None, cluster: Cluster | None = None,
+                 providers: ProviderSet | None = None, executor: Executor | None = None):
         self.config = config
         self.store = store or Store(config.store_url)
         self.clock = clock or SystemClock()
-        self.providers = ProviderSet(config)
+        self.providers = providers or ProviderSet(config)
         self.initialiser = initialiser or make_initialiser(config)
         self.cluster = cluster or make_cluster(config)
-        self.reconciler = Reconciler(config, self.store, self.providers, self.initialiser, self.cluster, self.clock)
+        self.reconciler = Reconciler(config, self.store, self.providers, self.initialiser, self.cluster, self.clock,
+                                     executor)
         self.driver = Driver(self.reconciler, self.store, self.clock)
 
     def close(self) -> None:

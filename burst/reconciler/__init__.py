@@ -64,6 +64,8 @@ class Reconciler:
                        tier_slots={t.name: threading.BoundedSemaphore(t.concurrency) for t in config.tiers})
         self.driver = driver_name()
         self._pass_lock = threading.Lock()
+        #: burst id -> the burst as the last pass saw it (what progress is computed from)
+        self.last_seen: dict[str, BurstPass] = {}
 
     @property
     def offerings(self) -> Offerings:
@@ -92,11 +94,14 @@ class Reconciler:
         with self._pass_lock:
             self.ctx.outcomes.wake.clear()
             self._apply_outcomes()
+            self.last_seen = {}
             for burst in self.store.bursts(LIVE):
                 if not self.store.claim_burst(burst, self.driver, DRIVER_LEASE_SECONDS):
                     continue  # another process drives it; its results show in the store
                 try:
-                    self._reconcile(BurstPass(burst, self.store.host_rows(burst.id)))
+                    bp = BurstPass(burst, self.store.host_rows(burst.id))
+                    self.last_seen[burst.id] = bp
+                    self._reconcile(bp)
                 except Exception as exc:  # noqa: BLE001  the pass goes on; the journal says what broke
                     log.warning("reconcile of burst %s failed: %s: %s", burst.id, type(exc).__name__, exc)
                     self.store.journal("reconcile.error", f"{type(exc).__name__}: {exc}", burst_id=burst.id)

@@ -12,6 +12,7 @@ the schedule step run twice).
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
@@ -25,6 +26,7 @@ from burst.config import Config
 from burst.provider import ProviderError
 from burst.provider.providers import ProviderSet
 from burst.provision import Cluster, HostTarget, Initialiser, event_key
+from burst.reconciler.slots import newest_per_slot
 from burst.store import Burst, Change, Host, HostRow, Note, Store
 
 log = logging.getLogger(__name__)
@@ -110,6 +112,11 @@ class BurstPass:
     @property
     def id(self) -> str:
         return self.burst.id
+
+    @functools.cached_property
+    def newest(self) -> dict[int, HostRow]:
+        """The newest attempt of every slot."""
+        return newest_per_slot(self.rows)
 
 
 @dataclass

@@ -55,26 +55,37 @@ class Progress:
 
 
 class Driver:
-    def __init__(self, reconciler: Reconciler, store: Store, clock: Clock):
+    """`tick`: the longest wait between passes; `spacing`: the shortest (reports that
+    arrive meanwhile are applied together by the next pass: the simulator coalesces
+    a thousand hosts' reports this way; a real burst passes as soon as one arrives)."""
+
+    def __init__(self, reconciler: Reconciler, store: Store, clock: Clock, *, tick: float = TICK,
+                 spacing: float = 0.0):
         self.reconciler, self.store, self.clock = reconciler, store, clock
+        self.tick, self.spacing = tick, spacing
 
     def drive(self, burst_id: str, *, seconds: float, direction: str | None = None) -> Iterator[Progress]:
         """Passes until the burst is done (see `Progress.outcome`), `seconds` pass, or
         (with `direction`) the burst goes the other way (a `burst down` meanwhile)."""
         stop = self.clock.monotonic() + seconds
         while True:
+            started = self.clock.monotonic()
             self.reconciler.pass_once()
             progress = self.progress(burst_id)
             yield progress
             left = stop - self.clock.monotonic()
             if progress.done or left <= 0 or (direction and progress.direction != direction):
                 return
-            self.reconciler.wait_for_work(min(TICK, left))
+            if self.spacing:
+                self.clock.sleep(max(0.0, started + self.spacing - self.clock.monotonic()))
+            self.reconciler.wait_for_work(min(self.tick, left))
 
     def progress(self, burst_id: str) -> Progress:
-        burst = self.store.get_burst(burst_id)
-        rows = self.store.host_rows(burst_id)
-        newest = newest_per_slot(rows)
+        """Where the burst stands, as the last pass of this process saw it (else as read)."""
+        seen = self.reconciler.last_seen.get(burst_id)
+        burst, rows = (seen.burst, seen.rows) if seen else (self.store.get_burst(burst_id),
+                                                            self.store.host_rows(burst_id))
+        newest = seen.newest if seen else newest_per_slot(rows)
         slots = len(newest)
         failed = sum(1 for h in rows if h.error and (newest[h.slot].id != h.id or h.given_up))
         left = (burst.deadline_at - self.clock.now()).total_seconds()

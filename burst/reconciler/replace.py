@@ -10,12 +10,12 @@ from burst.lifecycle import HostState as S
 from burst.reconciler.context import BurstPass, Ctx
 from burst.reconciler.giveback import return_state
 from burst.reconciler.giveup import why_give_up
-from burst.reconciler.slots import newest_per_slot, replacement
+from burst.reconciler.slots import replacement
 from burst.store import Burst, Change, HostRow, Note
 
 
 def replace(ctx: Ctx, bp: BurstPass, hosts: list[HostRow]) -> None:
-    newest = newest_per_slot(bp.rows)
+    newest = bp.newest
     changes: list[Change] = []
     new_hosts = []
     for h in hosts:
@@ -36,7 +36,7 @@ def superseded(bp: BurstPass) -> set[str]:
     """Hosts whose slot has a newer attempt (a recalled host's replacement): they are
     given back, a ready one only once the newer attempt is ready (or done with), so
     the service's capacity is never short while it moves."""
-    newest = newest_per_slot(bp.rows)
+    newest = bp.newest
     out = set()
     for h in bp.rows:
         latest = newest[h.slot]

@@ -13,7 +13,6 @@ from typing import Any
 from burst.lifecycle import FINAL, BurstStatus
 from burst.lifecycle import HostState as S
 from burst.reconciler.context import BurstPass, Ctx, Outcome
-from burst.reconciler.slots import newest_per_slot
 from burst.store import Note
 
 
@@ -21,7 +20,7 @@ def spillover(ctx: Ctx, bp: BurstPass) -> None:
     if bp.id in ctx.spillover_asked:
         return
     demand, in_place = bp.burst.demand, bp.burst.plan.absorbed
-    if not in_place and not any(h.state is S.READY for h in newest_per_slot(bp.rows).values()):
+    if not in_place and not any(h.state is S.READY for h in bp.newest.values()):
         return
     event = bp.burst.event
 
@@ -41,7 +40,7 @@ def spillover(ctx: Ctx, bp: BurstPass) -> None:
 def schedule(ctx: Ctx, bp: BurstPass) -> None:
     if bp.burst.ready_at is not None or bp.id not in ctx.spillover_asked:
         return
-    newest = newest_per_slot(bp.rows).values()
+    newest = bp.newest.values()
     if not all(h.state is S.READY or h.given_up for h in newest):
         return
     ready = [h for h in newest if h.state is S.READY]
@@ -86,8 +85,8 @@ def spillover_off(ctx: Ctx, bp: BurstPass) -> bool:
 def finish_down(ctx: Ctx, bp: BurstPass) -> None:
     """Down once every host is returned and nothing of the burst is in flight."""
     if all(h.state in FINAL for h in bp.rows) and not ctx.guard.any_for(bp.id):
-        ctx.store.update_burst(bp.id, "burst down: every host returned", status=BurstStatus.DOWN,
-                               down_at=ctx.clock.now())
+        bp.burst = ctx.store.update_burst(bp.id, "burst down: every host returned", status=BurstStatus.DOWN,
+                                          down_at=ctx.clock.now())
 
 
 class _ScheduleReport:
