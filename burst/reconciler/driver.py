@@ -14,6 +14,7 @@ from burst.clock import Clock
 from burst.lifecycle import FINAL, UP_PHASES, BurstStatus
 from burst.lifecycle import HostState as S
 from burst.reconciler import Reconciler
+from burst.reconciler.context import BurstPass
 from burst.reconciler.slots import newest_per_slot
 from burst.store import Store
 
@@ -71,7 +72,7 @@ class Driver:
         while True:
             started = self.clock.monotonic()
             self.reconciler.pass_once()
-            progress = self.progress(burst_id)
+            progress = self.progress(burst_id, self.reconciler.last_seen.get(burst_id))
             yield progress
             left = stop - self.clock.monotonic()
             if progress.done or left <= 0 or (direction and progress.direction != direction):
@@ -80,9 +81,8 @@ class Driver:
                 self.clock.sleep(max(0.0, started + self.spacing - self.clock.monotonic()))
             self.reconciler.wait_for_work(min(self.tick, left))
 
-    def progress(self, burst_id: str) -> Progress:
-        """Where the burst stands, as the last pass of this process saw it (else as read)."""
-        seen = self.reconciler.last_seen.get(burst_id)
+    def progress(self, burst_id: str, seen: BurstPass | None = None) -> Progress:
+        """Where the burst stands: as the pass that just ran saw it (`seen`), else as read."""
         burst, rows = (seen.burst, seen.rows) if seen else (self.store.get_burst(burst_id),
                                                             self.store.host_rows(burst_id))
         newest = seen.newest if seen else newest_per_slot(rows)
