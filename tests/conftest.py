@@ -1,4 +1,5 @@
-"""Fixtures every suite shares: a fresh store on SQLite and on PostgreSQL."""
+"""Fixtures every suite shares: a fresh store on SQLite and on PostgreSQL, and labs of
+their own (`make_lab`, taken down at teardown however the test ended)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+
+from stands.lab import make_lab  # noqa: F401  (a fixture, for every suite)
 
 PG_URL = os.environ.get("BURST_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 

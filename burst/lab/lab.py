@@ -41,6 +41,7 @@ from burst.lab.probe import tcp_banner
 from burst.lab.state import LabState
 from burst.lab.system import LabError, LabNotUpError, ProcessRef
 from burst.provision.rpmrepo import ensure_lab_repo, lab_repo_vars
+from burst.wait import DeadlineExceeded, wait_until
 
 DEFAULT_NAME = "burstlab"
 DEFAULT_ROOT = Path("/var/lib/burst-lab")
@@ -381,13 +382,15 @@ class Lab:
 
     def wait_ready(self, names: Sequence[str], deadline: float) -> None:
         waiting = list(names)
-        while waiting:
-            waiting = [n for n in waiting if not self.host_ready(n)]
-            if not waiting:
-                return
-            if time.monotonic() > deadline:
-                raise LabError(f"lab hosts not ready in time: {', '.join(waiting)} (logs in {self.dir}/hosts)")
-            time.sleep(0.1)
+
+        def all_ready() -> bool:
+            waiting[:] = [n for n in waiting if not self.host_ready(n)]
+            return not waiting
+
+        try:
+            wait_until(all_ready, deadline=deadline, interval=0.1, what="lab hosts")
+        except DeadlineExceeded:
+            raise LabError(f"lab hosts not ready in time: {', '.join(waiting)} (logs in {self.dir}/hosts)") from None
 
     def processes_alive(self, name: str) -> dict[str, bool]:
         rec = self._read()["hosts"][name]
@@ -598,15 +601,21 @@ class Lab:
         )
 
     def _wait_base_service(self, mgr, workers: int, deadline: float) -> None:
-        while True:
-            tasks = mgr.services.get(BASE_SERVICE).tasks(filters={"desired-state": "running"})
-            running = sum(1 for t in tasks if t["Status"]["State"] == "running")
-            if running >= workers:
-                return
-            if time.monotonic() > deadline:
-                states = sorted(t["Status"]["State"] + ": " + t["Status"].get("Err", "") for t in tasks)
-                raise LabError(f"base service {BASE_SERVICE!r}: {running}/{workers} tasks running ({states})")
-            time.sleep(0.2)
+        tasks: list[dict[str, Any]] = []
+
+        def enough_running() -> bool:
+            tasks[:] = mgr.services.get(BASE_SERVICE).tasks(filters={"desired-state": "running"})
+            return _running(tasks) >= workers
+
+        try:
+            wait_until(enough_running, deadline=deadline, interval=0.2, what=f"the base service {BASE_SERVICE!r}")
+        except DeadlineExceeded:
+            states = sorted(t["Status"]["State"] + ": " + t["Status"].get("Err", "") for t in tasks)
+            raise LabError(f"base service {BASE_SERVICE!r}: {_running(tasks)}/{workers} tasks running ({states})") from None
+
+
+def _running(tasks: Sequence[Mapping[str, Any]]) -> int:
+    return sum(1 for t in tasks if t["Status"]["State"] == "running")
 
 
 def _ref(rec: Mapping[str, Any], proc: str) -> ProcessRef | None:

@@ -8,15 +8,17 @@ lab's own namespaces.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from burst.errors import BurstError
+from burst.wait import DeadlineExceeded, wait_until
 
 NETNS_DIR = Path("/run/netns")
 
@@ -197,10 +199,7 @@ def stop(refs: Iterable[ProcessRef], netns: Sequence[str] = (), grace: float = 3
     refs = [r for r in refs if alive(r)]
     for ref in refs:
         _signal(ref.pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(alive(r) for r in refs):
-        _reap()
-        time.sleep(0.05)
+    _wait_reaping(lambda: not any(alive(r) for r in refs), seconds=grace, interval=0.05)
     for _ in range(3):  # a dying process may still fork once: sweep a few times
         pids = [r.pid for r in refs if alive(r)]
         for name in netns:
@@ -210,11 +209,20 @@ def stop(refs: Iterable[ProcessRef], netns: Sequence[str] = (), grace: float = 3
             break
         for pid in victims:
             _signal(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and any(_stat(p) and _stat(p)[0] != "Z" for p in victims):
-            _reap()
-            time.sleep(0.02)
+        _wait_reaping(lambda: not any(_stat(p) and _stat(p)[0] != "Z" for p in victims), seconds=5, interval=0.02)
     _reap()
+
+
+def _wait_reaping(gone: Callable[[], bool], *, seconds: float, interval: float) -> None:
+    """Reap our children until `gone()` holds or `seconds` pass (then the caller's next
+    step, a SIGKILL sweep, deals with what is left)."""
+
+    def reaped_and_gone() -> bool:
+        _reap()
+        return gone()
+
+    with contextlib.suppress(DeadlineExceeded):
+        wait_until(reaped_and_gone, deadline=time.monotonic() + seconds, interval=interval, what="processes to exit")
 
 
 def _signal(pid: int, sig: int) -> None:

@@ -27,6 +27,8 @@ from pathlib import Path
 
 from burst.provider import InstanceState, InsufficientCapacityError, LaunchRequest, ProviderContext
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for the stands (pytest: pythonpath)
+
 TOTAL = 500
 BATCH = 100
 POLL_SECONDS = 1.0
@@ -100,7 +102,7 @@ def report(cloud, ids, timings, polls, errors, left, rows):
 
 
 def bench_aliyun() -> bool:
-    from burst.testing.ecs_emulator import EcsEmulator
+    from stands.ecs_emulator import EcsEmulator
     from burst_providers.aliyun import AliyunProvider
 
     os.environ.setdefault("ALIBABA_CLOUD_ACCESS_KEY_ID", "bench-key-id")
@@ -174,7 +176,7 @@ class ThrottleHook:
 
 
 def bench_aws() -> bool:
-    from burst.testing.moto_ec2 import MotoEc2Server
+    from stands.moto_ec2 import MotoEc2Server
     from burst_providers.aws import AwsProvider
 
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from burst.lab import Lab
-from burst.lab.fixtures import lab_provider, unique_lab_name
 from burst.provider import InstanceState, LaunchRequest
 from burst.provision import HostTarget
 from burst.provision.swarm import SwarmCluster
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for the stands (pytest: pythonpath)
+from stands.lab import lab_provider, unique_lab_name  # noqa: E402
 
 
 class Recorder:

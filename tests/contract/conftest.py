@@ -39,9 +39,10 @@ class Stand:
 
 @contextlib.contextmanager
 def fake_stand(tmp_path: Path) -> Iterator[Stand]:
-    fake_provider = pytest.importorskip("burst.testing.fake_provider")
+    from burst_providers.fake import FakeProvider
+
     zones = ["zone-a", "zone-b"]
-    provider = fake_provider.FakeProvider(
+    provider = FakeProvider(
         ProviderContext(CLUSTER, tmp_path),
         {"boot_seconds": 0.2, "launch_seconds": 0,
          "instance_types": [{"name": "fake.large", "zones": zones, **INSTANCE_TYPE_FIELDS}]},
@@ -70,7 +71,7 @@ AWS_REGION = "us-east-1"
 
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator:
-    from burst.testing.moto_ec2 import MotoEc2Server
+    from stands.moto_ec2 import MotoEc2Server
 
     saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_EC2_METADATA_DISABLED")}
     # fake credentials for the standard chain: moto accepts any
@@ -146,7 +147,7 @@ def aliyun_credentials(monkeypatch) -> dict[str, str]:
 
 @contextlib.contextmanager
 def aliyun_stand(tmp_path: Path, keys: dict[str, str]) -> Iterator[Stand]:
-    from burst.testing.ecs_emulator import EcsEmulator
+    from stands.ecs_emulator import EcsEmulator
     from burst_providers.aliyun import AliyunProvider
 
     zones = [f"{ALIYUN_REGION}-h", f"{ALIYUN_REGION}-i"]
@@ -224,7 +225,7 @@ def onprem_stand(tmp_path: Path) -> Iterator[Stand]:
 #: name -> builds the stand, given pytest's `request` and tmp_path
 @pytest.fixture(scope="session")
 def lab_for_contract(tmp_path_factory):
-    from burst.lab.fixtures import running_lab, skip_unless_lab_can_run
+    from stands.lab import running_lab, skip_unless_lab_can_run
 
     skip_unless_lab_can_run()
     with running_lab(tmp_path_factory.mktemp("contract-lab"), workers=0) as lab:
@@ -233,7 +234,7 @@ def lab_for_contract(tmp_path_factory):
 
 @contextlib.contextmanager
 def lab_stand(tmp_path: Path, lab) -> Iterator[Stand]:
-    from burst.lab.fixtures import lab_provider, make_foreign_host, reset_launched, set_zone_room
+    from stands.lab import lab_provider, make_foreign_host, reset_launched, set_zone_room
 
     zones = ["lab-a", "lab-b"]
     provider = lab_provider(lab, tmp_path, cluster=CLUSTER,

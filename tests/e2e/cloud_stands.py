@@ -1,7 +1,7 @@
 """The two clouds' stand-ins for end-to-end runs of the real `burst` command.
 
 `aws`: burst's aws provider (real boto3, in the `burst` subprocess) against moto's
-server behind burst.testing.moto_ec2's front (EC2's ClientToken and MaxCount rules,
+server behind stands.moto_ec2's front (EC2's ClientToken and MaxCount rules,
 capacity faults, launch records, a reply delay). `aliyun`: the aliyun provider (real
 aliyun-python-sdk-ecs) against burst's ECS emulator, signatures checked. Both servers
 run in the test process on 127.0.0.1; the `burst` subprocesses reach them over HTTP
@@ -23,8 +23,8 @@ import pytest
 from burst.config import load_config
 from burst.provider import Provider
 from burst.provider.providers import ProviderSet
-from burst.testing.ecs_emulator import EcsEmulator
-from burst.testing.moto_ec2 import MotoEc2Server
+from stands.ecs_emulator import EcsEmulator
+from stands.moto_ec2 import MotoEc2Server
 
 CLUSTER = "e2e"
 TIER = "cloud"

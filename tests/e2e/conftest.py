@@ -1,4 +1,6 @@
-"""Run the real `burst` command against a config on the fake provider."""
+"""Run the real `burst` command against a config on the fake provider, or on a lab
+shared by a module's tests and put back after each (whatever a failed test left:
+launched hosts, their swarm nodes, spillover services)."""
 
 from __future__ import annotations
 
@@ -12,8 +14,13 @@ from pathlib import Path
 import pytest
 
 from burst.config import load_config
-from burst.testing.fake_provider import FakeProvider
 from burst.provider import ProviderContext
+from burst_providers.fake import FakeProvider
+from stands.lab import lab_fixtures
+
+#: one lab per module that asks for `lab`: a manager, an on-prem worker running `web`,
+#: two business-unit servers for the pool; reset after every test, down at the end
+shared_lab, lab = lab_fixtures(workers=1, servers=2)
 
 CONFIG = """
 [cluster]

@@ -1,6 +1,6 @@
 """burst up / down / gc end to end through the real `burst` command, on each cloud's stand-in.
 
-aws: real boto3 against moto (burst.testing.moto_ec2's front); aliyun: the real
+aws: real boto3 against moto (stands.moto_ec2's front); aliyun: the real
 aliyun-python-sdk-ecs against burst's ECS emulator. The `burst` processes are
 subprocesses that reach the stand-ins over HTTP; faults are set on the stand-ins.
 """

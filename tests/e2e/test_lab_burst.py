@@ -9,19 +9,12 @@ from __future__ import annotations
 import json
 import subprocess
 
-import pytest
-
 from burst.cli.demo import LAB_CONFIG
 from burst.config import load_config
-from burst.lab.fixtures import running_lab, skip_unless_lab_can_run
 from burst.store import Store
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    skip_unless_lab_can_run()
-    with running_lab(tmp_path_factory.mktemp("lab"), workers=1) as lab:
-        lab.add_servers(2)  # a business unit's servers, for the pool test
-        yield lab
+# `lab` (tests/e2e/conftest.py): one lab for this module, put back after every test
+# however it ended, down at the end
 
 
 def write_config(tmp_path, lab, broken_sshd=0, broken_puppet=0, phase_timeout=150):

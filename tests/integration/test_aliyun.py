@@ -21,7 +21,7 @@ from burst.provider import (
     QuotaExceededError,
     ThrottledError,
 )
-from burst.testing.ecs_emulator import EcsEmulator
+from stands.ecs_emulator import EcsEmulator
 from burst_providers.aliyun import AliyunProvider
 
 REGION = "cn-hangzhou"

@@ -424,64 +424,61 @@ def test_leave_is_idempotent(workdir, client_key, repo, dockerd, sshds):
 # --- on real lab hosts (network namespaces, each with its own sshd and dockerd) ----------
 
 
-def test_lab_hosts_initialise_join_and_leave(workdir, repo):
+def test_lab_hosts_initialise_join_and_leave(workdir, repo, make_lab):
     """The whole Ansible side on namespaced lab hosts: initialise.yml, then join.yml
     with the manager's real join token, then leave.yml; the token never reaches the
     events or the kept artifacts."""
-    from burst.lab.fixtures import running_lab, skip_unless_lab_can_run
+    lab = make_lab(workers=0)
+    launched = [lab.add_host(role="launched") for _ in range(2)]
+    # a third host still booting (its sshd starts 5 s from now): initialisation
+    # waits for its SSH instead of failing it
+    launched.append(lab.add_host(role="launched", boot_delay=5, wait=False))
+    hosts = [
+        HostTarget(h.name, h.address, "lab", "lab", vars={**h.vars, **lab_repo_vars(repo)})
+        for h in launched
+    ]  # fmt: skip
+    sink = RecordingSink()
+    AnsibleInitialiser().initialise(hosts, sink, time.monotonic() + 180)
+    waited = [d["duration"] for h, _, d in sink.events if h == hosts[2].host_id and d["task"] == "wait for ssh"]
+    assert waited and waited[0] > 3, waited  # it waited for the host to boot
+    for host in hosts:
+        ok, error, data = sink.results[host.host_id]
+        assert ok, error
+        rpm = subprocess.run(["rpm", "--root", host.vars["burst_host_root"], "-q", AGENT_PACKAGE], capture_output=True)
+        assert rpm.returncode == 0
+        assert (Path(host.vars["burst_host_root"]) / "etc/motd").exists()
 
-    skip_unless_lab_can_run()
-    with running_lab(workdir / "lab", workers=0) as lab:
-        launched = [lab.add_host(role="launched") for _ in range(2)]
-        # a third host still booting (its sshd starts 5 s from now): initialisation
-        # waits for its SSH instead of failing it
-        launched.append(lab.add_host(role="launched", boot_delay=5, wait=False))
-        hosts = [
-            HostTarget(h.name, h.address, "lab", "lab", vars={**h.vars, **lab_repo_vars(repo)})
-            for h in launched
-        ]  # fmt: skip
-        sink = RecordingSink()
-        AnsibleInitialiser().initialise(hosts, sink, time.monotonic() + 180)
-        waited = [d["duration"] for h, _, d in sink.events if h == hosts[2].host_id and d["task"] == "wait for ssh"]
-        assert waited and waited[0] > 3, waited  # it waited for the host to boot
-        for host in hosts:
-            ok, error, data = sink.results[host.host_id]
-            assert ok, error
-            rpm = subprocess.run(["rpm", "--root", host.vars["burst_host_root"], "-q", AGENT_PACKAGE], capture_output=True)
-            assert rpm.returncode == 0
-            assert (Path(host.vars["burst_host_root"]) / "etc/motd").exists()
+    manager = lab.host(lab._read()["manager"])
+    mgr = lab.docker(manager.name)
+    token = mgr.swarm.attrs["JoinTokens"]["Worker"]
+    artifacts = workdir / "lab-artifacts"
+    join = RecordingSink()
+    results = run_playbook(
+        "join.yml", hosts, join, time.monotonic() + 120,
+        extravars={"burst_swarm_manager_addr": f"{manager.address}:2377"},
+        secret_vars={"burst_swarm_join_token": token},
+        artifact_dir=artifacts,
+    )  # fmt: skip
+    node_ids = {h: r.data.get("node_id") for h, r in results.items() if r.ok}
+    assert set(node_ids) == {h.host_id for h in hosts}, {h: r.error for h, r in results.items()}
+    assert set(node_ids.values()) <= {n.id for n in mgr.nodes.list()}
+    assert token not in json.dumps(join.events)
+    found = subprocess.run(["grep", "-rlF", token, str(artifacts)], capture_output=True, text=True)
+    assert found.returncode == 1, f"token found in {found.stdout}"
 
-        manager = lab.host(lab._read()["manager"])
-        mgr = lab.docker(manager.name)
-        token = mgr.swarm.attrs["JoinTokens"]["Worker"]
-        artifacts = workdir / "lab-artifacts"
-        join = RecordingSink()
-        results = run_playbook(
-            "join.yml", hosts, join, time.monotonic() + 120,
-            extravars={"burst_swarm_manager_addr": f"{manager.address}:2377"},
-            secret_vars={"burst_swarm_join_token": token},
-            artifact_dir=artifacts,
-        )  # fmt: skip
-        node_ids = {h: r.data.get("node_id") for h, r in results.items() if r.ok}
-        assert set(node_ids) == {h.host_id for h in hosts}, {h: r.error for h, r in results.items()}
-        assert set(node_ids.values()) <= {n.id for n in mgr.nodes.list()}
-        assert token not in json.dumps(join.events)
-        found = subprocess.run(["grep", "-rlF", token, str(artifacts)], capture_output=True, text=True)
-        assert found.returncode == 1, f"token found in {found.stdout}"
+    # join again: already in the swarm, still ok (idempotent)
+    again = run_playbook(
+        "join.yml", hosts[:1], RecordingSink(), time.monotonic() + 60,
+        extravars={"burst_swarm_manager_addr": f"{manager.address}:2377"},
+        secret_vars={"burst_swarm_join_token": token},
+    )  # fmt: skip
+    assert again[hosts[0].host_id].ok and again[hosts[0].host_id].data["node_id"] == node_ids[hosts[0].host_id]
 
-        # join again: already in the swarm, still ok (idempotent)
-        again = run_playbook(
-            "join.yml", hosts[:1], RecordingSink(), time.monotonic() + 60,
-            extravars={"burst_swarm_manager_addr": f"{manager.address}:2377"},
-            secret_vars={"burst_swarm_join_token": token},
-        )  # fmt: skip
-        assert again[hosts[0].host_id].ok and again[hosts[0].host_id].data["node_id"] == node_ids[hosts[0].host_id]
-
-        left = run_playbook("leave.yml", hosts, RecordingSink(), time.monotonic() + 60)
-        assert all(r.ok for r in left.values()), {h: r.error for h, r in left.items()}
-        for host in hosts:
-            state = lab.docker(host.host_id).info()["Swarm"]["LocalNodeState"]
-            assert state == "inactive"
+    left = run_playbook("leave.yml", hosts, RecordingSink(), time.monotonic() + 60)
+    assert all(r.ok for r in left.values()), {h: r.error for h, r in left.items()}
+    for host in hosts:
+        state = lab.docker(host.host_id).info()["Swarm"]["LocalNodeState"]
+        assert state == "inactive"
 
 
 def test_deadline_ends_the_run(workdir, client_key, repo, dockerd, sshds):

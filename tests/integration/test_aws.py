@@ -1,4 +1,4 @@
-"""The aws provider through real boto3 against moto's server (burst.testing.moto_ec2).
+"""The aws provider through real boto3 against moto's server (stands.moto_ec2).
 
 Faults the server cannot make are injected with a botocore `before-send` hook on the
 provider's own client: it answers with EC2's real error XML, so botocore's real parser
@@ -22,7 +22,7 @@ from burst.provider import (
     QuotaExceededError,
     ThrottledError,
 )
-from burst.testing.moto_ec2 import MotoEc2Server
+from stands.moto_ec2 import MotoEc2Server
 from burst_providers.aws import AwsProvider
 
 REGION = "us-east-1"

@@ -9,31 +9,29 @@ from pathlib import Path
 import pytest
 
 from burst.lab import Lab, LabError, ssh_run
-from burst.lab.fixtures import lab_provider as make_provider
-from burst.lab.fixtures import running_lab, skip_unless_lab_can_run, unique_lab_name
 from burst.lab.system import ProcessRef, alive
 from burst.provider import InstanceState, LaunchRequest, NotOwnedError
+from burst.wait import DeadlineExceeded, wait_until
 from burst_providers.lab import LabProvider
+from stands.lab import lab_fixtures
+from stands.lab import lab_provider as make_provider
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(300)]
 
-
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory) -> Lab:
-    skip_unless_lab_can_run()
-    with running_lab(tmp_path_factory.mktemp("lab"), workers=2) as lab:
-        yield lab
+shared_lab, lab = lab_fixtures(workers=2)
 
 
 def wait_state(provider: LabProvider, ids: list[str], state: InstanceState, timeout: float = 60) -> list:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = provider.describe(ids)
-        if len(found) == len(ids) and all(i.state is state for i in found):
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not {state.value} in {timeout}s: {[(i.id, i.state.value) for i in found]}")
-        time.sleep(0.1)
+    found = []
+
+    def all_in_state():
+        found[:] = provider.describe(ids)
+        return list(found) if len(found) == len(ids) and all(i.state is state for i in found) else None
+
+    try:
+        return wait_until(all_in_state, deadline=time.monotonic() + timeout, interval=0.1)
+    except DeadlineExceeded:
+        raise AssertionError(f"not {state.value} in {timeout}s: {[(i.id, i.state.value) for i in found]}") from None
 
 
 def netns_names() -> set[str]:
@@ -49,26 +47,22 @@ def lab_footprint(lab: Lab) -> tuple[list[ProcessRef], set[str], list[Path]]:
     return refs, namespaces, dirs
 
 
-def test_up_runs_the_base_service_and_down_leaves_nothing(tmp_path):
-    skip_unless_lab_can_run()
-    lab = Lab(unique_lab_name(), tmp_path / "lab")
-    try:
-        lab.up(workers=2)
-        refs, namespaces, dirs = lab_footprint(lab)
-        roles = sorted(h.role for h in lab.hosts())
-        assert roles == ["manager", "registry", "worker", "worker"]
-        assert all(alive(r) for r in refs) and len(refs) == 7  # registry + 3 x (sshd, dockerd)
-        assert namespaces <= netns_names()
-        mgr = lab.docker("manager")
-        tasks = mgr.services.get("web").tasks(filters={"desired-state": "running"})
-        assert sorted(t["Status"]["State"] for t in tasks) == ["running", "running"]
-        # the base image came from the lab registry
-        assert lab.image.startswith(lab.registry + "/")
-        # the root namespace got no address on the lab subnet
-        subnet_prefix = lab.state.read()["subnet"].rsplit(".", 2)[0] + "."
-        assert subnet_prefix not in subprocess.run(["ip", "-4", "addr"], capture_output=True, text=True).stdout
-    finally:
-        lab.down()
+def test_up_runs_the_base_service_and_down_leaves_nothing(make_lab):
+    lab = make_lab(workers=2)
+    refs, namespaces, dirs = lab_footprint(lab)
+    roles = sorted(h.role for h in lab.hosts())
+    assert roles == ["manager", "registry", "worker", "worker"]
+    assert all(alive(r) for r in refs) and len(refs) == 7  # registry + 3 x (sshd, dockerd)
+    assert namespaces <= netns_names()
+    mgr = lab.docker("manager")
+    tasks = mgr.services.get("web").tasks(filters={"desired-state": "running"})
+    assert sorted(t["Status"]["State"] for t in tasks) == ["running", "running"]
+    # the base image came from the lab registry
+    assert lab.image.startswith(lab.registry + "/")
+    # the root namespace got no address on the lab subnet
+    subnet_prefix = lab.state.read()["subnet"].rsplit(".", 2)[0] + "."
+    assert subnet_prefix not in subprocess.run(["ip", "-4", "addr"], capture_output=True, text=True).stdout
+    lab.down()
     assert not any(alive(r) for r in refs)
     assert not (namespaces & netns_names())
     assert not any(d.exists() for d in dirs)
@@ -76,14 +70,15 @@ def test_up_runs_the_base_service_and_down_leaves_nothing(tmp_path):
     assert f"v{lab.tag}" not in subprocess.run(["ip", "link"], capture_output=True, text=True).stdout
 
 
-def test_two_labs_at_once_do_not_collide(tmp_path, lab):
-    with running_lab(tmp_path / "second", workers=1) as second:
-        assert second.state.read()["subnet"] != lab.state.read()["subnet"]
-        first_ns = {h.netns for h in lab.hosts()}
-        second_ns = {h.netns for h in second.hosts()}
-        assert not first_ns & second_ns
-        assert ssh_run(second, "onprem-1", "hostname").stdout.strip() == "onprem-1"
-        second_refs, _, _ = lab_footprint(second)
+def test_two_labs_at_once_do_not_collide(make_lab, lab):
+    second = make_lab(workers=1)
+    assert second.state.read()["subnet"] != lab.state.read()["subnet"]
+    first_ns = {h.netns for h in lab.hosts()}
+    second_ns = {h.netns for h in second.hosts()}
+    assert not first_ns & second_ns
+    assert ssh_run(second, "onprem-1", "hostname").stdout.strip() == "onprem-1"
+    second_refs, _, _ = lab_footprint(second)
+    second.down()
     assert not any(alive(r) for r in second_refs)
     # the first lab is untouched by the second's down
     assert all(all(lab.processes_alive(h.name).values()) for h in lab.hosts())
@@ -155,13 +150,9 @@ def test_provider_boot_delay_and_broken_sshd(tmp_path, lab):
         provider.terminate(ids, request_id="t-b")
 
 
-def test_a_failed_up_removes_what_it_made(tmp_path):
-    skip_unless_lab_can_run()
-    lab = Lab(unique_lab_name(), tmp_path / "lab")
-    try:
-        with pytest.raises(LabError, match="not ready in time"):
-            lab.up(workers=1, timeout=0.01)
-        assert not {n for n in netns_names() if n.startswith(lab.name + ".")}
-        assert not lab.dir.exists() and not lab.run_dir.exists()
-    finally:
-        lab.down()
+def test_a_failed_up_removes_what_it_made(make_lab):
+    lab = make_lab(up=False)
+    with pytest.raises(LabError, match="not ready in time"):
+        lab.up(workers=1, timeout=0.01)
+    assert not {n for n in netns_names() if n.startswith(lab.name + ".")}
+    assert not lab.dir.exists() and not lab.run_dir.exists()

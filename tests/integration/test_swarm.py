@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from burst.lab import Lab
-from burst.lab.fixtures import running_lab, skip_unless_lab_can_run
+from stands.lab import lab_fixtures
 from burst.provision import HostTarget
 from burst.provision.swarm import ClusterError, SwarmCluster, spillover_name
 
@@ -39,11 +39,7 @@ class Sink:
             self.results[host_id] = (ok, error, dict(data or {}))
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory) -> Lab:
-    skip_unless_lab_can_run()
-    with running_lab(tmp_path_factory.mktemp("lab"), workers=1) as lab:
-        yield lab
+shared_lab, lab = lab_fixtures(workers=1)
 
 
 @pytest.fixture

@@ -1,9 +1,11 @@
-"""Alembic environment: runs on the connection `burst.store.engine.migrate` hands over."""
+"""Alembic environment: runs on the connection `burst.store.engine.migrate` hands over.
+
+The migrations are written by hand: upgrading needs no table metadata, so the store
+imports no module of the packages that keep tables on it. Whoever compares or writes
+a migration hands the complete metadata over as the `target_metadata` attribute
+(burst.schema collects it)."""
 
 from alembic import context
-
-from burst.store import tables  # noqa: F401  (registers every table on the metadata)
-from sqlmodel import SQLModel
 
 connection = context.config.attributes.get("connection")
 if connection is None:
@@ -11,7 +13,7 @@ if connection is None:
 
 context.configure(
     connection=connection,
-    target_metadata=SQLModel.metadata,
+    target_metadata=context.config.attributes.get("target_metadata"),
     render_as_batch=connection.dialect.name == "sqlite",
 )
 with context.begin_transaction():

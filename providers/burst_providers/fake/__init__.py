@@ -1,5 +1,6 @@
-"""The fake provider: burst.testing.fake_provider, registered as `fake`."""
+"""The fake provider (provider.py), registered as `fake`: no cloud behind it, for
+`burst demo --fake`, tests and failure drills."""
 
-from burst.testing.fake_provider import FakeProvider
+from burst_providers.fake.provider import Faults, FakeProvider
 
-__all__ = ["FakeProvider"]
+__all__ = ["FakeProvider", "Faults"]

@@ -13,8 +13,8 @@ Options (all optional):
   sshd_broken_hosts    the first N hosts this lab ever launches never start sshd (default 0)
   puppet_broken_hosts  the next N hosts get a variable their Puppet run refuses (default 0)
   max_hosts            launched hosts the lab may hold at once (default 64)
-  (the lab state's "zone_capacity" {zone: n}, set by drills and the contract suite
-  through burst.lab.fixtures.set_zone_room, caps the hosts one zone holds)
+  (the lab state's "zone_capacity" {zone: n}, which drills and the contract suite
+  write into the lab's state file, caps the hosts one zone holds)
   instance_types       like the fake provider's; default one type sized as this machine
 """
 

@@ -30,7 +30,7 @@ from urllib.parse import parse_qs, urlencode
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from burst.testing.loopback import LoopbackServer
+from stands.loopback import LoopbackServer
 
 
 class _QuietHandler(WSGIRequestHandler):

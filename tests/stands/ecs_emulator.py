@@ -45,7 +45,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from burst.provider.pacing import TokenBucket
-from burst.testing.loopback import LoopbackServer
+from stands.loopback import LoopbackServer
 
 API_VERSION = "2014-05-26"
 MAX_AMOUNT = 100

@@ -1,1 +1,0 @@
-"""Fakes and emulators shipped with burst, for tests, demos and failure drills."""
