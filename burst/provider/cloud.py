@@ -233,17 +233,22 @@ class CloudProvider(Provider):
     def check(self, deadline: float) -> None:
         """One cheap call (see `_probe`), not retried. Half the time left is the most the
         connection may take, the rest the reply (each also capped by the options' own
-        timeouts), so a closed or silent endpoint fails by `deadline`."""
+        timeouts), so a closed or silent endpoint fails by `deadline`. No time left: no call."""
 
-        def probe() -> None:
+        def time_left() -> float:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TransientProviderError(f"{self.name}: the check's deadline passed before the call",
+                raise TransientProviderError(f"{self.name}: no time left to check the API (deadline passed)",
                                              provider=self.name)
+            return remaining
+
+        def probe() -> None:
+            remaining = time_left()  # again: the token may have taken a while
             connect = min(self.opts.connect_timeout_seconds, remaining / 2)
             read = min(self.opts.read_timeout_seconds, remaining - connect)
             self._probe(connect_timeout=connect, read_timeout=read)
 
+        time_left()
         self.pacer.once("describe", probe, deadline=deadline)
 
     def close(self) -> None:

@@ -140,7 +140,8 @@ def _known_secrets(extra: Iterable[str]) -> list[str]:
     known.update(v for v in extra if v and len(v) >= _MIN_SECRET)
     forms = set()
     for value in known:  # as is, and as a URL or a string to sign would carry it
-        forms.update({value, quote(value, safe=""), quote_plus(value), quote(quote(value, safe=""), safe="")})
+        forms.update({value, quote(value), quote(value, safe=""), quote(value, safe="~"), quote_plus(value),
+                      quote(quote(value, safe=""), safe="")})
     return sorted(forms, key=len, reverse=True)  # longest first: a value inside another goes with it
 
 

@@ -36,11 +36,15 @@ T = TypeVar("T")
 RETRYABLE = (ThrottledError, TransientProviderError)
 
 
+class ClientSideThrottle(ThrottledError):
+    """Our own bucket, not the cloud, has no token for this call before its deadline."""
+
+
 class TokenBucket:
     """A thread-safe token bucket: `capacity` tokens, refilled at `per_second`.
 
     `acquire(n)` blocks until n tokens are there (at most `capacity` may be asked for
-    at once) or raises ThrottledError if that would pass the deadline.
+    at once) or raises ClientSideThrottle (a ThrottledError) if that would pass the deadline.
     """
 
     def __init__(
@@ -87,7 +91,7 @@ class TokenBucket:
                     return waited
                 wait = (tokens - self._tokens) / self.per_second
             if deadline is not None and self._clock() + wait > deadline:
-                raise ThrottledError(f"client-side rate limit: no token within the deadline (needs {wait:.1f}s)")
+                raise ClientSideThrottle(f"client-side rate limit: no token within the deadline (needs {wait:.1f}s)")
             self._sleep(wait)
             waited += wait
 
@@ -176,14 +180,34 @@ class Pacer:
 
     def call(self, action: str, fn: Callable[[], T], *, cost: Mapping[str, float] | None = None) -> T:
         """Call `fn` under the `action` bucket (and any extra buckets in `cost`, e.g.
-        instances created), retrying throttling and transient errors."""
+        instances created), retrying throttling and transient errors. When the bucket
+        cannot give a retry its token before the deadline, the retries end with the
+        error that made them (a refused connection, a 5xx), not with the bucket's."""
         deadline = time.monotonic() + self.policy.deadline_seconds
-        return retry(lambda: self._paced(action, fn, deadline, cost), self.policy, what=action,
-                     on_retry=lambda exc, delay: self._count(f"{action}.retries"))
+        last: BaseException | None = None
+
+        def attempt() -> T:
+            nonlocal last
+            try:
+                return self._paced(action, fn, deadline, cost)
+            except RETRYABLE as exc:
+                if last is not None and isinstance(exc, ClientSideThrottle):
+                    raise _OutOfTime() from None
+                last = exc
+                raise
+
+        try:
+            return retry(attempt, self.policy, what=action, on_retry=lambda exc, delay: self._count(f"{action}.retries"))
+        except _OutOfTime:
+            raise last from None
 
     def once(self, action: str, fn: Callable[[], T], *, deadline: float) -> T:
         """Call `fn` once under the `action` bucket, never retried (a reachability check)."""
         return self._paced(action, fn, deadline, None)
+
+
+class _OutOfTime(Exception):
+    """The bucket has no token for another attempt before the deadline (not retryable)."""
 
 
 def chunked(items: Sequence[T], size: int) -> Iterator[list[T]]:

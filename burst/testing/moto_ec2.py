@@ -164,6 +164,14 @@ class MotoEc2Server(LoopbackServer):
             **extra,
         }
 
+    def require_auth(self, enabled: bool) -> None:
+        """Check every request's credentials (moto's IAM auth: an access key moto never
+        issued gets EC2's real AuthFailure), or accept any again. Process-wide in moto."""
+        req = urllib.request.Request(self.endpoint_url + "/moto-api/reset-auth", data=b"0" if enabled else b"inf",
+                                     method="POST", headers={"Content-Type": "text/plain"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            resp.read()
+
     def set_capacity(self, count: int | None, *, zone: str | None = None, instance_type: str | None = None) -> None:
         """Instances left for this zone and/or type (None = any); count None removes the
         limit. A launch takes what is left (a partial batch) and 0 left is a stock-out."""

@@ -122,3 +122,19 @@ def test_chunks_and_client_tokens_stay_within_the_api_limits():
     long = client_token("b-" + "x" * 80, "zone-a")
     assert len(long) <= 64 and long == client_token("b-" + "x" * 80, "zone-a")
     assert client_token("b-" + "x" * 80, "zone-b") != long
+
+
+def test_when_the_bucket_ends_the_retries_the_caller_sees_the_error_that_caused_them():
+    # one token, refilled far slower than the deadline: the second attempt cannot be paced in time
+    pacer = Pacer({"launch": RateLimit(burst=1, per_second=0.01)},
+                  RetryPolicy(base_seconds=0.001, max_seconds=0.002, deadline_seconds=2))
+
+    def refused():
+        raise TransientProviderError("connection refused")
+
+    with pytest.raises(TransientProviderError, match="connection refused"):
+        pacer.call("launch", refused)
+    assert pacer.stats["launch"] == 1
+    # with no error before it, the bucket's own ThrottledError is the answer
+    with pytest.raises(ThrottledError, match="client-side rate limit"):
+        pacer.call("launch", lambda: "never sent")

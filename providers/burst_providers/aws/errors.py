@@ -100,8 +100,8 @@ def map_client_error(exc: BaseException, *, operation: str, zone: str = "", inst
         return ProviderConfigError(f"aws {operation}: region {unknown_region!r} is not one botocore knows and its "
                                    f"endpoint cannot be reached ({one_line}): check `region`", code=kind,
                                    provider=PROVIDER)  # fmt: skip
-    if isinstance(exc, (bx.ConnectionError, bx.HTTPClientError, bx.ResponseParserError)):
-        # EndpointConnectionError, timeouts, closed connections, a garbled (proxy) reply:
+    if isinstance(exc, (bx.ConnectionError, bx.HTTPClientError)):
+        # EndpointConnectionError, timeouts, closed connections:
         # the request may or may not have reached EC2, so only idempotent calls are
         # retried (launch carries its ClientToken)
         return TransientProviderError(f"aws {operation}: {kind}: {one_line}", code=kind, provider=PROVIDER)
