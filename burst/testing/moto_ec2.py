@@ -106,6 +106,21 @@ def _capacity_error(instance_type: str, zone: str) -> tuple:
     return ("400 Bad Request", [("Content-Type", "text/xml")], body)
 
 
+def ec2_error_response(url: str, code: str, message: str, status: int = 400):
+    """A botocore response carrying EC2's own error XML, for a `before-send.ec2.<Operation>`
+    hook to return: the real parser and the provider's error map then run on it."""
+    from botocore.awsrequest import AWSResponse
+
+    body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>{code}</Code>'
+            f"<Message>{message}</Message></Error></Errors><RequestID>injected</RequestID></Response>").encode()
+
+    class Raw:
+        def stream(self, **kwargs):
+            yield body
+
+    return AWSResponse(url, status, {"Content-Type": "text/xml"}, Raw())
+
+
 class MotoEc2Server(LoopbackServer):
     """A moto server (all of moto's services) with EC2's ClientToken and MaxCount rules."""
 

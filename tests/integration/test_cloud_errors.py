@@ -30,7 +30,7 @@ from burst.provider import (
     TransientProviderError,
 )
 from burst.testing.ecs_emulator import EcsEmulator
-from burst.testing.moto_ec2 import MotoEc2Server
+from burst.testing.moto_ec2 import MotoEc2Server, ec2_error_response
 from burst.wait import wait_until
 
 pytestmark = pytest.mark.timeout(300)
@@ -128,6 +128,13 @@ def aliyun_provider(tmp_path, endpoint: str, **extra):
     return AliyunProvider(ProviderContext("leaks", tmp_path), options)
 
 
+def provider_at(cloud: str, tmp_path, port: int, **extra):
+    """A provider of `cloud` whose endpoint is this loopback port."""
+    if cloud == "aws":
+        return aws_provider(tmp_path, f"http://127.0.0.1:{port}", **extra)
+    return aliyun_provider(tmp_path, f"127.0.0.1:{port}", **extra)
+
+
 class Status500:
     """before-send on every EC2 operation of the provider's client: EC2's InternalError, HTTP 500."""
 
@@ -136,17 +143,8 @@ class Status500:
         provider.adaptor.client.meta.events.register("before-send.ec2", self)
 
     def __call__(self, request, **kwargs):
-        from botocore.awsrequest import AWSResponse
-
         self.sent += 1
-        body = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>InternalError</Code>'
-                b"<Message>An internal error has occurred</Message></Error></Errors><RequestID>x</RequestID></Response>")
-
-        class Raw:
-            def stream(self, **kw):
-                yield body
-
-        return AWSResponse(request.url, 500, {"Content-Type": "text/xml"}, Raw())
+        return ec2_error_response(request.url, "InternalError", "An internal error has occurred", 500)
 
 
 @pytest.fixture(scope="module")
@@ -159,13 +157,10 @@ def moto() -> Iterator[MotoEc2Server]:
 def broken(cloud: str, mode: str, tmp_path, moto: MotoEc2Server) -> Iterator:
     """A provider of `cloud` whose endpoint fails in `mode`."""
     if mode == "refused":
-        port = closed_port()
-        yield (aws_provider(tmp_path, f"http://127.0.0.1:{port}") if cloud == "aws"
-               else aliyun_provider(tmp_path, f"127.0.0.1:{port}"))
+        yield provider_at(cloud, tmp_path, closed_port())
     elif mode == "timeout":
         with SilentServer() as silent:
-            yield (aws_provider(tmp_path, f"http://127.0.0.1:{silent.port}") if cloud == "aws"
-                   else aliyun_provider(tmp_path, f"127.0.0.1:{silent.port}"))
+            yield provider_at(cloud, tmp_path, silent.port)
     elif mode == "5xx" and cloud == "aws":
         provider = aws_provider(tmp_path, moto.endpoint_url)
         Status500(provider)
@@ -229,7 +224,7 @@ def test_the_aliyun_sdk_http_error_carries_the_signed_url_and_burst_drops_it(tmp
     """The fault this guards against is real: the SDK's own message holds the credentials."""
     from aliyunsdkcore.acs_exception.exceptions import ClientException
 
-    provider = aliyun_provider(tmp_path, f"127.0.0.1:{closed_port()}")
+    provider = provider_at("aliyun", tmp_path, closed_port())
     try:
         with pytest.raises(TransientProviderError) as caught:
             provider.list()
@@ -345,8 +340,7 @@ def test_check_against_a_silent_endpoint_gives_up_by_itself_after_one_attempt(cl
     with SilentServer() as silent:
         slow = {"connect_timeout_seconds": 30, "read_timeout_seconds": 60,  # production-like: the deadline must cut them
                 "retry": {"base_seconds": 0.5, "max_seconds": 10, "deadline_seconds": 90}}
-        provider = (aws_provider(tmp_path, f"http://127.0.0.1:{silent.port}", **slow) if cloud == "aws"
-                    else aliyun_provider(tmp_path, f"127.0.0.1:{silent.port}", **slow))
+        provider = provider_at(cloud, tmp_path, silent.port, **slow)
         try:
             started = time.monotonic()
             with pytest.raises(TransientProviderError):
@@ -361,9 +355,7 @@ def test_check_against_a_silent_endpoint_gives_up_by_itself_after_one_attempt(cl
 
 @pytest.mark.parametrize("cloud", ["aws", "aliyun"])
 def test_check_with_no_time_left_makes_no_call(cloud, tmp_path):
-    port = closed_port()
-    provider = (aws_provider(tmp_path, f"http://127.0.0.1:{port}") if cloud == "aws"
-                else aliyun_provider(tmp_path, f"127.0.0.1:{port}"))
+    provider = provider_at(cloud, tmp_path, closed_port())
     try:
         with pytest.raises(ProviderError):
             provider.check(time.monotonic() - 1)
