@@ -136,11 +136,13 @@ def provider_at(cloud: str, tmp_path, port: int, **extra):
 
 
 class Status500:
-    """before-send on every EC2 operation of the provider's client: EC2's InternalError, HTTP 500."""
+    """before-send on every EC2 operation of the provider's clients (its own, and through
+    its session, those it makes later, e.g. check's): EC2's InternalError, HTTP 500."""
 
     def __init__(self, provider) -> None:
         self.sent = 0
         provider.adaptor.client.meta.events.register("before-send.ec2", self)
+        provider.adaptor.session.events.register("before-send.ec2", self)
 
     def __call__(self, request, **kwargs):
         self.sent += 1
