@@ -50,6 +50,9 @@ TYPE = {"cpu": 2, "memory_gib": 8, "price_per_hour": 0.1}
 #: a short retry deadline: a retried failure still reaches the test in about a second
 QUICK = {"retry": {"base_seconds": 0.02, "max_seconds": 0.1, "deadline_seconds": 1.0},
          "connect_timeout_seconds": 0.5, "read_timeout_seconds": 0.5}
+#: for a stand-in that does answer: its answer (moto checking a signature on a loaded
+#: machine) must not turn into a timeout
+ANSWERING = {"connect_timeout_seconds": 5, "read_timeout_seconds": 20}
 
 
 @pytest.fixture(autouse=True)
@@ -164,23 +167,23 @@ def broken(cloud: str, mode: str, tmp_path, moto: MotoEc2Server) -> Iterator:
         with SilentServer() as silent:
             yield provider_at(cloud, tmp_path, silent.port)
     elif mode == "5xx" and cloud == "aws":
-        provider = aws_provider(tmp_path, moto.endpoint_url)
+        provider = aws_provider(tmp_path, moto.endpoint_url, **ANSWERING)
         Status500(provider)
         yield provider
     elif mode == "5xx":
         with EcsEmulator(region=REGION_ALI) as emu:
             for action in ("RunInstances", "DescribeInstances", "DeleteInstances", "DescribeRegions"):
                 emu.fail_next(action, "InternalError", "The request processing has failed.", status=500, n=1000)
-            yield aliyun_provider(tmp_path, emu.endpoint)
+            yield aliyun_provider(tmp_path, emu.endpoint, **ANSWERING)
     elif mode == "auth" and cloud == "aws":
         moto.require_auth(True)  # moto never issued AWS_KEY_ID: EC2's AuthFailure
         try:
-            yield aws_provider(tmp_path, moto.endpoint_url)
+            yield aws_provider(tmp_path, moto.endpoint_url, **ANSWERING)
         finally:
             moto.require_auth(False)
     else:  # auth, aliyun: the emulator knows another key only
         with EcsEmulator(region=REGION_ALI, access_keys={"LTAI5tSomeoneElse00001": "their-secret"}) as emu:
-            yield aliyun_provider(tmp_path, emu.endpoint)
+            yield aliyun_provider(tmp_path, emu.endpoint, **ANSWERING)
 
 
 OPERATIONS: dict[str, Callable] = {
@@ -188,7 +191,7 @@ OPERATIONS: dict[str, Callable] = {
     "describe": lambda p: p.describe(["i-0123456789abcdef0"]),
     "list": lambda p: p.list(),
     "terminate": lambda p: p.terminate(["i-0123456789abcdef0"], request_id="t-leak-1"),
-    "check": lambda p: p.check(time.monotonic() + 3),
+    "check": lambda p: p.check(time.monotonic() + 10),
 }
 EXPECTED = {"refused": TransientProviderError, "timeout": TransientProviderError, "5xx": TransientProviderError,
             "auth": ProviderAuthError}
