@@ -8,6 +8,25 @@ Ownership: every instance a provider creates carries the tags in `owner_tags`
 (cluster, burst id, event, launch batch). `terminate` and `list` act only on
 instances whose `burst:cluster` tag is this provider's cluster: a destructive call
 fails closed on anything else.
+
+Errors (burst.provider.errors), the same on every provider, whatever the call:
+- `InsufficientCapacityError`: this zone / type has no stock (or not enough: `created`
+  holds what was made). Never retried: the core tries the next zone, type or tier.
+- `QuotaExceededError`: the account is at its limit; another zone does not help.
+- `ThrottledError`, `TransientProviderError` (connection refused, timeouts, 5xx): the
+  only errors a provider retries itself (burst.provider.pacing, jittered backoff under
+  one deadline); what reaches the caller has used that deadline up.
+- `ProviderAuthError` (missing, wrong or expired credentials, a refused signature) and
+  `ProviderConfigError` (bad options, an unknown region, zone, image or instance type):
+  fatal, not retryable, never a capacity error; an operator must act.
+- `InstanceNotFoundError` (`get`), `NotOwnedError` (`terminate`).
+- Anything else the cloud answers is a plain `ProviderError`: fatal, not retried.
+No error text carries a credential: every `ProviderError` scrubs its message
+(`burst.provider.errors.scrub`), and SDK exceptions are not chained onto it.
+
+Cloud providers (aws, aliyun) share one implementation of launch, describe, list,
+terminate and check in burst.provider.cloud; each brings its SDK adaptor, error map
+and options.
 """
 
 from __future__ import annotations
@@ -101,9 +120,9 @@ class ProviderContext:
 class Provider(abc.ABC):
     """A source of hosts.
 
-    Implementations import their SDK lazily (inside the provider package, only when
-    constructed), map every SDK error to `burst.provider.errors` in one module, and
-    give every wait a deadline.
+    Implementations import their SDK lazily (burst.provider.lazy: only when used, so
+    `import burst.cli` loads no SDK), map every SDK error to `burst.provider.errors` in
+    one module, and give every wait a deadline. Building a provider makes no API call.
     """
 
     name: ClassVar[str]
@@ -154,6 +173,20 @@ class Provider(abc.ABC):
         """Terminate (or release) these instances. Idempotent: an instance already
         gone counts as done. Refuses, with `NotOwnedError` and before touching any of
         them, an instance that is not tagged as this cluster's."""
+
+    def check(self, deadline: float) -> None:
+        """Can this provider reach its API with its credentials? Returns None when it can;
+        raises the classified error when not: `ProviderAuthError` (credentials missing or
+        refused), `ProviderConfigError` (unknown region or zone, bad endpoint options),
+        `TransientProviderError` (refused connection, no answer, 5xx) or `ThrottledError`.
+
+        `deadline` is a `time.monotonic()` value and bounds the whole check: one cheap
+        call (e.g. DescribeRegions / DescribeAvailabilityZones), never retried, its
+        connect and read timeouts cut to the time left, so a closed or silent endpoint
+        fails by the deadline (seconds), not after the provider's retry deadline. Creates
+        nothing and changes nothing. Safe to call from `burst up` before any launch and
+        from `burst doctor`. Optional: providers with no remote API (fake, lab, onprem)
+        keep this default, which checks nothing."""
 
     def host_vars(self, instance_id: str, address: str) -> dict[str, Any]:
         """Inventory variables Ansible needs to reach and set up this instance (ssh

@@ -2,11 +2,13 @@
 
 - `TokenBucket`: a client-side rate limiter, so a burst of hundreds of hosts stays inside
   the cloud's published request buckets instead of discovering them through throttling.
-- `retry`: jittered exponential backoff under one deadline, for ThrottledError and
-  TransientProviderError ONLY. Capacity, quota, auth and config errors go straight to
-  the caller: a stock-out retried for minutes is the failure this module exists to avoid.
+  A rate limiter is not a retry: it spaces attempts, it never repeats one.
+- `retry`: jittered exponential backoff (tenacity's full jitter) under one deadline, for
+  ThrottledError and TransientProviderError ONLY. Capacity, quota, auth and config
+  errors go straight to the caller: a stock-out retried for minutes is the failure this
+  module exists to avoid.
 - `Pacer`: one bucket per API action plus the retry policy; every attempt (first or
-  retried) takes a token, so retries are paced too.
+  retried) takes a token, so retries are paced too, and is counted in `Pacer.stats`.
 - `chunked` and `client_token`: batching within the APIs' id-count and token-length limits.
 
 Cloud SDKs have their own retry loops; providers turn them off so this module is the
@@ -17,13 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
+from tenacity import Retrying, retry_if_exception_type, wait_random_exponential
 
 from burst.provider.errors import ThrottledError, TransientProviderError
 
@@ -33,11 +36,15 @@ T = TypeVar("T")
 RETRYABLE = (ThrottledError, TransientProviderError)
 
 
+class ClientSideThrottle(ThrottledError):
+    """Our own bucket, not the cloud, has no token for this call before its deadline."""
+
+
 class TokenBucket:
     """A thread-safe token bucket: `capacity` tokens, refilled at `per_second`.
 
     `acquire(n)` blocks until n tokens are there (at most `capacity` may be asked for
-    at once) or raises ThrottledError if that would pass the deadline.
+    at once) or raises ClientSideThrottle (a ThrottledError) if that would pass the deadline.
     """
 
     def __init__(
@@ -84,7 +91,7 @@ class TokenBucket:
                     return waited
                 wait = (tokens - self._tokens) / self.per_second
             if deadline is not None and self._clock() + wait > deadline:
-                raise ThrottledError(f"client-side rate limit: no token within the deadline (needs {wait:.1f}s)")
+                raise ClientSideThrottle(f"client-side rate limit: no token within the deadline (needs {wait:.1f}s)")
             self._sleep(wait)
             waited += wait
 
@@ -114,52 +121,93 @@ def retry(
     what: str = "call",
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
-    rng: random.Random | None = None,
     on_retry: Callable[[BaseException, float], None] | None = None,
 ) -> T:
     """Run `call`, retrying ThrottledError / TransientProviderError with full-jitter
-    backoff until `policy.deadline_seconds`. Any other error propagates at once.
+    backoff (attempt n waits uniform(0, min(max, base * 2**(n-1)))) while the next try
+    would still start before `policy.deadline_seconds`; then the last error is raised as
+    it is. Any other error propagates at once, after one attempt.
 
     Only idempotent calls may be passed here (launch carries its ClientToken).
     """
-    rng = rng or random.Random()
     deadline = clock() + policy.deadline_seconds
-    attempt = 0
-    while True:
-        try:
-            return call()
-        except RETRYABLE as exc:
-            delay = rng.uniform(0, min(policy.max_seconds, policy.base_seconds * 2**attempt))
-            if clock() + delay > deadline:
-                raise
-            log.info("%s: %s (code %s); retry %d in %.2fs", what, type(exc).__name__, exc.code, attempt + 1, delay)
-            if on_retry:
-                on_retry(exc, delay)
-            sleep(delay)
-            attempt += 1
+
+    def past_deadline(state) -> bool:  # tenacity computes the wait (upcoming_sleep) before asking
+        return clock() + state.upcoming_sleep > deadline
+
+    def before_sleep(state) -> None:
+        exc = state.outcome.exception()
+        log.info("%s: %s (code %s); retry %d in %.2fs", what, type(exc).__name__, getattr(exc, "code", ""),
+                 state.attempt_number, state.upcoming_sleep)
+        if on_retry:
+            on_retry(exc, state.upcoming_sleep)
+
+    retrying = Retrying(
+        retry=retry_if_exception_type(RETRYABLE),
+        wait=wait_random_exponential(multiplier=policy.base_seconds, max=policy.max_seconds),
+        stop=past_deadline,
+        sleep=sleep,
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+    return retrying(call)
 
 
 class Pacer:
-    """Client-side rate limits per API action, and the retry policy, for one provider."""
+    """Client-side rate limits per API action, and the retry policy, for one provider.
+
+    `stats` counts, per action, every attempt sent (`<action>`) and every retry
+    (`<action>.retries`): the calls burst reports are the calls the cloud received."""
 
     def __init__(self, limits: Mapping[str, RateLimit], policy: RetryPolicy):
         self.policy = policy
         self.buckets = {name: TokenBucket(lim.burst, lim.per_second) for name, lim in limits.items()}
+        self.stats: Counter[str] = Counter()
+        self._stats_lock = threading.Lock()
+
+    def _count(self, key: str) -> None:
+        with self._stats_lock:
+            self.stats[key] += 1
+
+    def _paced(self, action: str, fn: Callable[[], T], deadline: float, cost: Mapping[str, float] | None) -> T:
+        """One attempt: take its tokens (or ThrottledError past the deadline), count it, send it."""
+        for name, tokens in {action: 1.0, **(cost or {})}.items():
+            bucket = self.buckets.get(name)
+            if bucket is not None:
+                bucket.acquire(tokens, deadline=deadline)
+        self._count(action)
+        return fn()
 
     def call(self, action: str, fn: Callable[[], T], *, cost: Mapping[str, float] | None = None) -> T:
         """Call `fn` under the `action` bucket (and any extra buckets in `cost`, e.g.
-        instances created), retrying throttling and transient errors."""
+        instances created), retrying throttling and transient errors. When the bucket
+        cannot give a retry its token before the deadline, the retries end with the
+        error that made them (a refused connection, a 5xx), not with the bucket's."""
         deadline = time.monotonic() + self.policy.deadline_seconds
-        charges = {action: 1.0, **(cost or {})}
+        last: BaseException | None = None
 
         def attempt() -> T:
-            for name, tokens in charges.items():
-                bucket = self.buckets.get(name)
-                if bucket is not None:
-                    bucket.acquire(tokens, deadline=deadline)
-            return fn()
+            nonlocal last
+            try:
+                return self._paced(action, fn, deadline, cost)
+            except RETRYABLE as exc:
+                if last is not None and isinstance(exc, ClientSideThrottle):
+                    raise _OutOfTime() from None
+                last = exc
+                raise
 
-        return retry(attempt, self.policy, what=action)
+        try:
+            return retry(attempt, self.policy, what=action, on_retry=lambda exc, delay: self._count(f"{action}.retries"))
+        except _OutOfTime:
+            raise last from None
+
+    def once(self, action: str, fn: Callable[[], T], *, deadline: float) -> T:
+        """Call `fn` once under the `action` bucket, never retried (a reachability check)."""
+        return self._paced(action, fn, deadline, None)
+
+
+class _OutOfTime(Exception):
+    """The bucket has no token for another attempt before the deadline (not retryable)."""
 
 
 def chunked(items: Sequence[T], size: int) -> Iterator[list[T]]:
@@ -175,48 +223,3 @@ def client_token(request_id: str, *parts: str, limit: int = 64) -> str:
         return request_id
     digest = hashlib.sha256("\x00".join((request_id, *parts)).encode()).hexdigest()
     return digest[:limit]
-
-
-# --- options every cloud provider shares -------------------------------------------------
-
-
-class InstanceTypeOption(BaseModel):
-    """One entry of the `instance_types` list the core injects into a tier's options."""
-
-    model_config = ConfigDict(extra="ignore")
-    name: str = Field(min_length=1)
-    cpu: float = Field(gt=0)
-    memory_gib: float = Field(gt=0)
-    price_per_hour: float = Field(ge=0)
-    zones: list[str] = Field(min_length=1)
-
-    def to_instance_type(self):
-        from burst.provider import InstanceType
-
-        return InstanceType(self.name, self.cpu, self.memory_gib, self.price_per_hour, tuple(self.zones))
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def parse_options(model: type[M], options: Mapping, *, provider: str) -> M:
-    """Validate a provider's options; a bad one is a ProviderConfigError naming the key."""
-    from pydantic import ValidationError
-
-    from burst.provider.errors import ProviderConfigError
-
-    try:
-        return model.model_validate(dict(options))
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"]) or "options"
-        raise ProviderConfigError(f"{provider} options: {key}: {err['msg']}", provider=provider) from None
-
-
-def merged_limits(defaults: Mapping[str, RateLimit], given: Mapping[str, RateLimit]) -> dict[str, RateLimit]:
-    """The default buckets, with the ones the config names replaced; an unknown name is
-    an error (a typo must not silently leave a bucket at its default)."""
-    unknown = set(given) - set(defaults)
-    if unknown:
-        raise ValueError(f"unknown rate limit(s) {sorted(unknown)}; known: {sorted(defaults)}")
-    return {**defaults, **given}

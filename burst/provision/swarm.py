@@ -32,6 +32,7 @@ from typing import Any
 
 from burst.errors import BurstError
 from burst.provision import HostSink, HostTarget, NodeCapacity, event_key
+from burst.wait import DeadlineExceeded, wait_until
 
 LABEL_EVENT = "burst.event"
 LABEL_SPILLOVER_OF = "burst.spillover-of"
@@ -161,28 +162,30 @@ class SwarmCluster:
         with out.reporting(host.host_id):
             started = time.monotonic()
             node_id = node_id or self._wait_node_id(host, deadline)
-            while True:
-                node = self._node(node_id)
-                if node is not None and node["Status"]["State"] == "ready":
-                    break
-                if time.monotonic() > deadline:
-                    state = node["Status"]["State"] if node else "absent"
-                    out.done(host.host_id, False, f"join: node {node_id} not Ready before the deadline ({state})")
-                    return
-                time.sleep(_POLL)
+            seen: dict[str, Any] = {}
+
+            def ready() -> bool:
+                seen["node"] = node = self._node(node_id)
+                return node is not None and node["Status"]["State"] == "ready"
+
+            try:
+                wait_until(ready, deadline=deadline, interval=_POLL, what=f"node {node_id} Ready")
+            except DeadlineExceeded:
+                state = seen["node"]["Status"]["State"] if seen.get("node") else "absent"
+                out.done(host.host_id, False, f"join: node {node_id} not Ready before the deadline ({state})")
+                return
             out.event(host.host_id, "node_ready", {"node_id": node_id, "seconds": round(time.monotonic() - started, 3)})
             self._update_node(node_id, labels=dict(host.labels))
             out.event(host.host_id, "node_labelled", {"node_id": node_id, "labels": dict(host.labels)})
             out.done(host.host_id, True, "", {"node_id": node_id})
 
     def _wait_node_id(self, host: HostTarget, deadline: float) -> str:
-        while True:
-            node = self._node_for(host, ready_only=False)
-            if node is not None:
-                return node["ID"]
-            if time.monotonic() > deadline:
-                raise ClusterError(f"no swarm node with address {host.address}")
-            time.sleep(_POLL)
+        try:
+            node = wait_until(lambda: self._node_for(host, ready_only=False), deadline=deadline, interval=_POLL,
+                              what=f"a swarm node with address {host.address}")
+        except DeadlineExceeded:
+            raise ClusterError(f"no swarm node with address {host.address}") from None
+        return node["ID"]
 
     # -- drain and leave ---------------------------------------------------------------
 
@@ -200,7 +203,9 @@ class SwarmCluster:
                     self._update_node(node["ID"], availability="drain")
                     waiting[node["ID"]] = host
             started = time.monotonic()
-            while waiting:
+
+            def all_drained() -> bool:
+                """Reports each node as soon as no task is live on it."""
                 with contextlib.suppress(ClusterError):  # a failed poll is retried until the deadline
                     tasks = self._tasks({"node": list(waiting)})
                     live = {t["NodeID"] for t in tasks if t["Status"]["State"] in _LIVE_TASK_STATES}
@@ -209,13 +214,15 @@ class SwarmCluster:
                         seconds = round(time.monotonic() - started, 3)
                         out.event(host.host_id, "drained", {"node_id": node_id, "seconds": seconds})
                         out.done(host.host_id, True, "", {"node_id": node_id})
-                if not waiting:
-                    return
-                if time.monotonic() > deadline:
-                    for node_id, host in waiting.items():
-                        out.done(host.host_id, False, f"drain: tasks still running on node {node_id} at the deadline")
-                    return
-                time.sleep(_POLL)
+                return not waiting
+
+            if not waiting:
+                return
+            try:
+                wait_until(all_drained, deadline=deadline, interval=_POLL, what="the drained nodes' tasks to stop")
+            except DeadlineExceeded:
+                for node_id, host in waiting.items():
+                    out.done(host.host_id, False, f"drain: tasks still running on node {node_id} at the deadline")
 
     def leave(self, hosts: Sequence[HostTarget], sink: HostSink, deadline: float) -> None:
         """leave.yml on the hosts, then `node rm --force` on the manager. A host that
@@ -356,7 +363,11 @@ class SwarmCluster:
             if node is not None:
                 by_node[node["ID"]] = host
         preparing_since: dict[str, datetime] = {}  # task id -> when it began preparing
-        while True:
+        tasks: list[dict[str, Any]] = []
+        running: list[dict[str, Any]] = []
+
+        def all_running() -> bool:
+            nonlocal tasks, running
             services = self._spillover_services(event)
             tasks = [t for svc in services for t in self._tasks({"service": svc["ID"], "desired-state": "running"})]
             for t in tasks:
@@ -364,9 +375,12 @@ class SwarmCluster:
                     preparing_since.setdefault(t["ID"], _timestamp(t["Status"]["Timestamp"]))
             wanted = sum(s["Spec"]["Mode"].get("Replicated", {}).get("Replicas", 0) for s in services)
             running = [t for t in tasks if t["Status"]["State"] == "running"]
-            if len(running) >= wanted or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)  # short: a pull of a small image takes ~0.25 s
+            return len(running) >= wanted
+
+        # short interval: a pull of a small image takes ~0.25 s; at the deadline, each
+        # host is reported with what runs on it then
+        with contextlib.suppress(DeadlineExceeded):
+            wait_until(all_running, deadline=deadline, interval=0.05, what=f"the spillover tasks of {event}")
         for node_id, host in by_node.items():
             mine = [t for t in running if t.get("NodeID") == node_id]
             for t in mine:
@@ -436,8 +450,12 @@ class SwarmCluster:
         """Read-modify-write of the node spec; retried when another writer bumped its
         version in between (the update is idempotent)."""
         import docker.errors
+        from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_fixed
 
-        for attempt in range(5):
+        def out_of_sequence(exc: BaseException) -> bool:
+            return isinstance(exc, docker.errors.APIError) and "out of sequence" in str(exc)
+
+        def write() -> None:
             node = self._node(node_id)
             if node is None:
                 raise ClusterError(f"swarm: node {node_id} is gone")
@@ -445,13 +463,13 @@ class SwarmCluster:
             if availability:
                 spec["Availability"] = availability
             spec["Labels"] = {**(spec.get("Labels") or {}), **dict(labels)}
-            try:
-                self.client.api.update_node(node_id, node["Version"]["Index"], spec)
-                return
-            except docker.errors.APIError as exc:
-                if "out of sequence" not in str(exc) or attempt == 4:
-                    raise ClusterError(f"swarm: update node {node_id}: {exc.explanation or exc}") from exc
-                time.sleep(0.05)
+            self.client.api.update_node(node_id, node["Version"]["Index"], spec)
+
+        try:
+            Retrying(retry=retry_if_exception(out_of_sequence), stop=stop_after_attempt(5), wait=wait_fixed(0.05),
+                     reraise=True)(write)
+        except docker.errors.APIError as exc:
+            raise ClusterError(f"swarm: update node {node_id}: {exc.explanation or exc}") from exc
 
     def _tasks(self, filters: Mapping[str, Any]) -> list[dict[str, Any]]:
         with _docker_errors("list tasks"):

@@ -85,7 +85,7 @@ def run_burst(provider, zones, instance_type, tag):
     return ids, timings, polls, errors, left
 
 
-def report(cloud, ids, timings, polls, errors, left, rows):
+def report(cloud, ids, timings, polls, errors, left, rows, stats=None):
     print(f"\n== {cloud}: {len(ids)} instances launched and terminated ==")
     print(f"  {'action':<22}{'accepted':>9}{'minimum':>9}{'over min':>10}{'throttled+retried':>19}")
     ok = True
@@ -98,6 +98,8 @@ def report(cloud, ids, timings, polls, errors, left, rows):
     print(f"  errors reaching the caller: {len(errors)}" + (f" {errors[:3]!r}" if errors else ""))
     print(f"  instances left for the cluster: {len(left)}")
     print(f"  within 10% of the minimum: {'yes' if ok else 'NO'}")
+    if stats is not None:  # what burst itself counted: every attempt sent, and the retries among them
+        print("  attempts counted by the provider's pacer: " + ", ".join(f"{k} {v}" for k, v in sorted(stats.items())))
     return ok and not errors and not left and len(ids) == TOTAL
 
 
@@ -124,7 +126,8 @@ def bench_aliyun() -> bool:
              emu.count("DescribeInstances", errors=True)),
             ("DeleteInstances", emu.count("DeleteInstances", errors=False), calls, emu.count("DeleteInstances", errors=True)),
         ]
-        ok = report("aliyun (ECS emulator, real aliyun-python-sdk-ecs)", ids, timings, polls, errors, left, rows)
+        ok = report("aliyun (ECS emulator, real aliyun-python-sdk-ecs)", ids, timings, polls, errors, left, rows,
+                    getattr(provider.pacer, "stats", None))
         print(f"  (DescribeInstances minimum = {polls} polls x {calls} + {calls} ownership check before delete + 1 list;"
               f" ownership-check calls made: {term_describe})")
 
@@ -155,7 +158,7 @@ class ThrottleHook:
         self.lock = threading.Lock()
 
     def __call__(self, request, event_name: str, **kwargs):
-        from botocore.awsrequest import AWSResponse
+        from stands.moto_ec2 import ec2_error_response
 
         action = event_name.rsplit(".", 1)[-1]
         with self.lock:
@@ -165,14 +168,7 @@ class ThrottleHook:
                 self.throttled[action] = self.throttled.get(action, 0) + 1
         if not throttle:
             return None
-        body = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>RequestLimitExceeded</Code>'
-                b"<Message>Request limit exceeded.</Message></Error></Errors><RequestID>bench</RequestID></Response>")
-
-        class Raw:
-            def stream(self, **kw):
-                yield body
-
-        return AWSResponse(request.url, 503, {"Content-Type": "text/xml"}, Raw())
+        return ec2_error_response(request.url, "RequestLimitExceeded", "Request limit exceeded.", 503)
 
 
 def bench_aws() -> bool:
@@ -200,7 +196,8 @@ def bench_aws() -> bool:
              hook.throttled.get("DescribeInstances", 0)),
             ("TerminateInstances", server.count("TerminateInstances"), calls, hook.throttled.get("TerminateInstances", 0)),
         ]
-        ok = report("aws (moto server, real boto3)", ids, timings, polls, errors, left, rows)
+        ok = report("aws (moto server, real boto3)", ids, timings, polls, errors, left, rows,
+                    getattr(provider.pacer, "stats", None))
         print(f"  (DescribeInstances minimum = {polls} polls x {calls} + {calls} ownership check before terminate + 1 list)")
 
         server.reset()

@@ -32,6 +32,9 @@ class Stand:
     short_stock: Callable[[str, int], None]  # only n more instances in this zone
     make_foreign: Callable[[str | None], str]  # an instance made outside burst, tagged with this cluster or untagged
     exists: Callable[[str], bool]  # seen directly on the stand-in: present and not terminated
+    #: cloud stands: a context giving this provider built with a credential the stand-in
+    #: refuses; None where there is no credential (fake, lab, onprem)
+    wrong_credentials: Callable[[], contextlib.AbstractContextManager[Provider]] | None = None
 
 
 # --- fake -----------------------------------------------------------------------------
@@ -116,6 +119,19 @@ def aws_stand(tmp_path: Path, moto_server) -> Iterator[Stand]:
         found = ec2.describe_instances(Filters=[{"Name": "instance-id", "Values": [iid]}])["Reservations"]
         return any(i["State"]["Name"] != "terminated" for r in found for i in r["Instances"])
 
+    @contextlib.contextmanager
+    def wrong_credentials() -> Iterator[Provider]:
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("AWS_ACCESS_KEY_ID", "AKIACONTRACTWRONG001")  # never issued by moto
+            env.setenv("AWS_SECRET_ACCESS_KEY", "contract-wrong-secret")
+            wrong = AwsProvider(ProviderContext(CLUSTER, tmp_path), options)
+            moto_server.require_auth(True)
+            try:
+                yield wrong
+            finally:
+                moto_server.require_auth(False)
+                wrong.close()
+
     try:
         yield Stand(
             provider=provider,
@@ -126,6 +142,7 @@ def aws_stand(tmp_path: Path, moto_server) -> Iterator[Stand]:
             short_stock=lambda zone, n: moto_server.set_capacity(n, zone=zone),
             make_foreign=make_foreign,
             exists=exists,
+            wrong_credentials=wrong_credentials,
         )
     finally:
         provider.close()
@@ -155,6 +172,17 @@ def aliyun_stand(tmp_path: Path, keys: dict[str, str]) -> Iterator[Stand]:
         types = [{"name": "ecs.g7.large", "zones": zones, **INSTANCE_TYPE_FIELDS}]
         options = emulator.provider_options(zones, types, retry=FAST_RETRY)
         provider = AliyunProvider(ProviderContext(CLUSTER, tmp_path), options)
+
+        @contextlib.contextmanager
+        def wrong_credentials() -> Iterator[Provider]:
+            with pytest.MonkeyPatch.context() as env:
+                env.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "contract-wrong-secret")  # the signature fails
+                wrong = AliyunProvider(ProviderContext(CLUSTER, tmp_path), options)
+                try:
+                    yield wrong
+                finally:
+                    wrong.close()
+
         try:
             yield Stand(
                 provider=provider,
@@ -167,6 +195,7 @@ def aliyun_stand(tmp_path: Path, keys: dict[str, str]) -> Iterator[Stand]:
                     zone=zones[0], tags={"burst:cluster": cluster} if cluster else {}
                 ),
                 exists=lambda iid: emulator.status(iid) not in (None, "Stopping"),
+                wrong_credentials=wrong_credentials,
             )
         finally:
             provider.close()

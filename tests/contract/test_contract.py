@@ -19,6 +19,7 @@ from burst.provider import (
     InsufficientCapacityError,
     LaunchRequest,
     NotOwnedError,
+    ProviderAuthError,
 )
 
 from .conftest import CLUSTER
@@ -142,3 +143,22 @@ def test_partial_batch_keeps_what_it_got(stand):
     assert len(created) == 2
     assert all(stand.exists(i.id) and i.tags[TAG_CLUSTER] == CLUSTER for i in created)
     assert {i.id for i in stand.provider.list()} == {i.id for i in created}
+
+
+def test_check_passes_on_a_reachable_provider_and_creates_nothing(stand):
+    assert stand.provider.check(time.monotonic() + 10) is None
+    assert stand.provider.list() == []
+
+
+def test_a_wrong_credential_is_an_auth_error_and_never_a_capacity_one(stand):
+    if stand.wrong_credentials is None:
+        pytest.skip("this provider takes no credential")
+    with stand.wrong_credentials() as provider:
+        calls = [lambda: provider.list(), lambda: provider.check(time.monotonic() + 10),
+                 lambda: provider.launch(LaunchRequest("b-contract-auth", 1, stand.instance_type, stand.zones[0]))]
+        for call in calls:
+            with pytest.raises(ProviderAuthError) as caught:
+                call()
+            assert not caught.value.retryable and not isinstance(caught.value, InsufficientCapacityError)
+        assert provider.pacer.stats["launch"] == 1 and provider.pacer.stats["launch.retries"] == 0  # fatal: one try
+    assert stand.provider.list() == []  # nothing was made

@@ -22,7 +22,7 @@ from burst.provider import (
     QuotaExceededError,
     ThrottledError,
 )
-from stands.moto_ec2 import MotoEc2Server
+from stands.moto_ec2 import MotoEc2Server, ec2_error_response
 from burst_providers.aws import AwsProvider
 
 REGION = "us-east-1"
@@ -58,24 +58,6 @@ def provider(options, tmp_path) -> Iterator[AwsProvider]:
         p.close()
 
 
-class _Raw:
-    def __init__(self, body: bytes):
-        self.body = body
-
-    def stream(self, **kwargs):
-        yield self.body
-
-
-def ec2_error(code: str, message: str, status: int = 400):
-    from botocore.awsrequest import AWSResponse
-
-    body = (
-        f'<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>{code}</Code>'
-        f"<Message>{message}</Message></Error></Errors><RequestID>injected</RequestID></Response>"
-    ).encode()
-    return AWSResponse("https://ec2.amazonaws.com/", status, {"Content-Type": "text/xml"}, _Raw(body))
-
-
 class Inject:
     """A before-send hook on the provider's client: the first `n` sends of `operation`
     get this error; every send is counted."""
@@ -88,7 +70,7 @@ class Inject:
     def __call__(self, request, **kwargs):
         self.sent += 1
         if self.sent <= self.n:
-            return ec2_error(self.code, self.message, self.status)
+            return ec2_error_response("https://ec2.amazonaws.com/", self.code, self.message, self.status)
         return None  # send for real
 
 

@@ -13,6 +13,7 @@ aliyun provider uses with the API's real shapes and limits:
 - DeleteInstances: InstanceId.N (<= 100), Force (a non-Stopped instance needs it, else
   `IncorrectInstanceStatus`), ClientToken; an unknown id fails the whole call with
   `InvalidInstanceId.NotFound`, as ECS does.
+- DescribeRegions: the emulated region -> {"RequestId", "Regions": {"Region": [...]}}.
 - Errors: HTTP 4xx / 5xx with {"RequestId", "HostId", "Code", "Message"}.
 - Status: Pending -> Starting -> Running after configurable delays; a deleted instance
   shows Stopping for `delete_seconds`, then disappears.
@@ -24,7 +25,11 @@ is held back, so a test can kill the caller between the cloud call and its reply
 signature, resulting error code) for counting. `on_create(instance) -> address` and
 `on_delete(instance)` hooks let each instance be backed by a lab host.
 
-Signatures are checked when `access_keys` ({key id: secret}) is given.
+Signatures are checked when `access_keys` ({key id: secret}) is given, as ECS does: an
+unknown key id is `InvalidAccessKeyId.NotFound`, a request without a signature
+`IncompleteSignature`, a wrong secret `SignatureDoesNotMatch`, and for a key listed in
+`security_tokens` ({key id: STS token}) a missing or different SecurityToken
+`InvalidSecurityToken.Mismatch`.
 """
 
 from __future__ import annotations
@@ -97,6 +102,7 @@ class EcsEmulator(LoopbackServer):
         on_create: Callable[[EmulatedInstance], str | None] | None = None,
         on_delete: Callable[[EmulatedInstance], None] | None = None,
         access_keys: Mapping[str, str] | None = None,
+        security_tokens: Mapping[str, str] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         clock: Callable[[], float] = time.monotonic,
@@ -108,6 +114,7 @@ class EcsEmulator(LoopbackServer):
         self.on_create = on_create
         self.on_delete = on_delete
         self.access_keys = dict(access_keys) if access_keys else None
+        self.security_tokens = dict(security_tokens or {})
         self.host, self.port = host, port
         self.clock = clock
         self._lock = threading.RLock()
@@ -291,6 +298,11 @@ class EcsEmulator(LoopbackServer):
             secret = self.access_keys.get(params["AccessKeyId"])
             if secret is None:
                 raise EcsApiError(404, "InvalidAccessKeyId.NotFound", "Specified access key is not found.")
+            if not params.get("Signature"):
+                raise EcsApiError(400, "IncompleteSignature", "The request signature does not conform to Aliyun standards.")
+            token = self.security_tokens.get(params["AccessKeyId"])
+            if token is not None and params.get("SecurityToken") != token:
+                raise EcsApiError(400, "InvalidSecurityToken.Mismatch", "Specified SecurityToken mismatch with the AccessKey.")
             expected, to_sign = _signature(params, secret, method)
             if not hmac.compare_digest(params.get("Signature", ""), expected):
                 # ECS's own message; the SDK compares the part after ':' with its string to sign
@@ -407,7 +419,12 @@ class EcsEmulator(LoopbackServer):
                 self.on_delete(inst)
         return {}
 
+    def _describe_regions(self, p: dict[str, str]) -> dict:
+        endpoint = f"ecs.{self.region}.aliyuncs.com"
+        return {"Regions": {"Region": [{"RegionId": self.region, "LocalName": self.region, "RegionEndpoint": endpoint}]}}
+
     ACTIONS = {
+        "DescribeRegions": _describe_regions,
         "RunInstances": _run_instances,
         "DescribeInstances": _describe_instances,
         "DeleteInstances": _delete_instances,

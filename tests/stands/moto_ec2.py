@@ -106,6 +106,21 @@ def _capacity_error(instance_type: str, zone: str) -> tuple:
     return ("400 Bad Request", [("Content-Type", "text/xml")], body)
 
 
+def ec2_error_response(url: str, code: str, message: str, status: int = 400):
+    """A botocore response carrying EC2's own error XML, for a `before-send.ec2.<Operation>`
+    hook to return: the real parser and the provider's error map then run on it."""
+    from botocore.awsrequest import AWSResponse
+
+    body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>{code}</Code>'
+            f"<Message>{message}</Message></Error></Errors><RequestID>injected</RequestID></Response>").encode()
+
+    class Raw:
+        def stream(self, **kwargs):
+            yield body
+
+    return AWSResponse(url, status, {"Content-Type": "text/xml"}, Raw())
+
+
 class MotoEc2Server(LoopbackServer):
     """A moto server (all of moto's services) with EC2's ClientToken and MaxCount rules."""
 
@@ -163,6 +178,14 @@ class MotoEc2Server(LoopbackServer):
             "instance_types": instance_types,
             **extra,
         }
+
+    def require_auth(self, enabled: bool) -> None:
+        """Check every request's credentials (moto's IAM auth: an access key moto never
+        issued gets EC2's real AuthFailure), or accept any again. Process-wide in moto."""
+        req = urllib.request.Request(self.endpoint_url + "/moto-api/reset-auth", data=b"0" if enabled else b"inf",
+                                     method="POST", headers={"Content-Type": "text/plain"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            resp.read()
 
     def set_capacity(self, count: int | None, *, zone: str | None = None, instance_type: str | None = None) -> None:
         """Instances left for this zone and/or type (None = any); count None removes the

@@ -1,11 +1,9 @@
 """Client-side pacing with a fake clock: buckets, backoff, the allow-list, deadlines."""
 
-import random
-
 import pytest
 
 from burst.provider.errors import InsufficientCapacityError, ThrottledError, TransientProviderError
-from burst.provider.pacing import RetryPolicy, TokenBucket, chunked, client_token, retry
+from burst.provider.pacing import Pacer, RateLimit, RetryPolicy, TokenBucket, chunked, client_token, retry
 
 
 class FakeClock:
@@ -51,7 +49,7 @@ def test_retry_backs_off_with_jitter_only_for_throttling_and_transient_errors():
         return "ok"
 
     policy = RetryPolicy(base_seconds=1, max_seconds=8, deadline_seconds=60)
-    assert retry(call, policy, clock=clock, sleep=clock.sleep, rng=random.Random(1)) == "ok"
+    assert retry(call, policy, clock=clock, sleep=clock.sleep) == "ok"
     assert len(clock.slept) == 3
     assert all(0 <= s <= cap for s, cap in zip(clock.slept, [1, 2, 4]))
 
@@ -72,10 +70,51 @@ def test_retry_gives_up_at_its_deadline_with_the_last_error():
     def always():
         raise ThrottledError("throttled")
 
-    with pytest.raises(ThrottledError):
-        retry(always, RetryPolicy(base_seconds=1, max_seconds=4, deadline_seconds=10), clock=clock,
-              sleep=clock.sleep, rng=random.Random(2))
-    assert clock.now - 100.0 <= 10
+    attempts = []
+
+    def counted():
+        attempts.append(clock.now)
+        always()
+
+    with pytest.raises(ThrottledError, match="throttled"):
+        retry(counted, RetryPolicy(base_seconds=1, max_seconds=4, deadline_seconds=10), clock=clock,
+              sleep=clock.sleep)
+    assert clock.now - 100.0 <= 10  # never slept past the deadline
+    assert len(attempts) == len(clock.slept) + 1 >= 3  # it did retry, and every sleep led to an attempt
+
+
+@pytest.mark.parametrize("fatal", ["quota", "auth", "config"])
+def test_fatal_errors_are_never_retried(fatal):
+    from burst.provider.errors import ProviderAuthError, ProviderConfigError, QuotaExceededError
+
+    kind = {"quota": QuotaExceededError, "auth": ProviderAuthError, "config": ProviderConfigError}[fatal]
+    clock, calls = FakeClock(), []
+
+    def call():
+        calls.append(1)
+        raise kind("no")
+
+    with pytest.raises(kind):
+        retry(call, RetryPolicy(base_seconds=1, max_seconds=4, deadline_seconds=60), clock=clock, sleep=clock.sleep)
+    assert calls == [1] and clock.slept == []
+
+
+def test_the_pacer_counts_every_attempt_including_retries():
+    pacer = Pacer({"describe": RateLimit(burst=2, per_second=1000)},
+                  RetryPolicy(base_seconds=0.001, max_seconds=0.002, deadline_seconds=5))
+    errors = [TransientProviderError("502"), ThrottledError("slow down")]
+
+    def call():
+        if errors:
+            raise errors.pop(0)
+        return "ok"
+
+    assert pacer.call("describe", call) == "ok"
+    assert pacer.stats["describe"] == 3 and pacer.stats["describe.retries"] == 2
+    # once: one attempt, never retried, still paced and counted
+    with pytest.raises(TransientProviderError):
+        pacer.once("describe", lambda: (_ for _ in ()).throw(TransientProviderError("down")), deadline=10**9)
+    assert pacer.stats["describe"] == 4 and pacer.stats["describe.retries"] == 2
 
 
 def test_chunks_and_client_tokens_stay_within_the_api_limits():
@@ -83,3 +122,19 @@ def test_chunks_and_client_tokens_stay_within_the_api_limits():
     long = client_token("b-" + "x" * 80, "zone-a")
     assert len(long) <= 64 and long == client_token("b-" + "x" * 80, "zone-a")
     assert client_token("b-" + "x" * 80, "zone-b") != long
+
+
+def test_when_the_bucket_ends_the_retries_the_caller_sees_the_error_that_caused_them():
+    # one token, refilled far slower than the deadline: the second attempt cannot be paced in time
+    pacer = Pacer({"launch": RateLimit(burst=1, per_second=0.01)},
+                  RetryPolicy(base_seconds=0.001, max_seconds=0.002, deadline_seconds=2))
+
+    def refused():
+        raise TransientProviderError("connection refused")
+
+    with pytest.raises(TransientProviderError, match="connection refused"):
+        pacer.call("launch", refused)
+    assert pacer.stats["launch"] == 1
+    # with no error before it, the bucket's own ThrottledError is the answer
+    with pytest.raises(ThrottledError, match="client-side rate limit"):
+        pacer.call("launch", lambda: "never sent")

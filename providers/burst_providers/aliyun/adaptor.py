@@ -3,7 +3,7 @@
 Moving to Alibaba's V2 SDK (alibabacloud_ecs20140526) means rewriting this file only:
 the provider sees plain dicts in the API's own shapes and burst errors.
 
-- The SDK is imported here only, when the provider is built.
+- The SDK is imported here only (lazily, burst.provider.lazy), when the provider is built.
 - Its auto-retry is OFF: burst.provider.pacing does all retrying, paced by the
   client-side buckets, so the calls burst counts are the calls ECS received.
 - https unless the config asks for plain http explicitly (the emulator in tests);
@@ -22,22 +22,39 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from burst.provider.errors import ProviderAuthError
-from burst_providers.aliyun.errors import map_errors
+from burst.provider.errors import ProviderAuthError, mask
+from burst.provider.lazy import LazyImport
+from burst_providers.aliyun.errors import PROVIDER, aliyun_errors
+
+# The SDK logs every ServerException at ERROR before raising it (burst maps and reports
+# each error itself; a throttled burst would flood the log), its debug lines and its
+# vendored urllib3's carry request parameters and signed URLs (an STS token is one of
+# their parameters). None of it may reach a log.
+acs_client = LazyImport("aliyunsdkcore.client", provider=PROVIDER, package="aliyun-python-sdk-core",
+                        quiet_loggers={"aliyunsdkcore": logging.CRITICAL})
+acs_credentials = LazyImport("aliyunsdkcore.auth.credentials", provider=PROVIDER, package="aliyun-python-sdk-core")
+
+
+def _request(action: str):
+    """A new V1 request object of this ECS action (its module imported on first use)."""
+    module = LazyImport(f"aliyunsdkecs.request.v20140526.{action}Request", provider=PROVIDER,
+                        package="aliyun-python-sdk-ecs")
+    return getattr(module, f"{action}Request")()
 
 
 def _credential():
-    from aliyunsdkcore.auth.credentials import AccessKeyCredential, StsTokenCredential
-
     for prefix in ("ALIBABA_CLOUD_", "ALIYUN_"):
         key_id = os.environ.get(prefix + "ACCESS_KEY_ID")
         secret = os.environ.get(prefix + "ACCESS_KEY_SECRET")
         if key_id and secret:
             token = os.environ.get(prefix + "SECURITY_TOKEN")
-            return StsTokenCredential(key_id, secret, token) if token else AccessKeyCredential(key_id, secret)
+            mask(key_id, secret, token)
+            if token:
+                return acs_credentials.StsTokenCredential(key_id, secret, token)
+            return acs_credentials.AccessKeyCredential(key_id, secret)
     raise ProviderAuthError(
         "aliyun: no credentials: set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET",
-        provider="aliyun",
+        provider=PROVIDER,
     )
 
 
@@ -51,22 +68,19 @@ class EcsAdaptor:
         connect_timeout: float = 5,
         read_timeout: float = 30,
     ):
-        from aliyunsdkcore.client import AcsClient
-
-        # The SDK logs every ServerException at ERROR before raising it (burst maps and
-        # reports each error itself; a throttled burst would flood the log), its debug
-        # lines carry request parameters, and with DEBUG=sdk in the environment it prints
-        # signed URLs (an STS token is one of their parameters). None of it may reach a log.
-        logging.getLogger("aliyunsdkcore.client").setLevel(logging.CRITICAL)
+        credential = _credential()
+        # its http debug logger sets its own level (DEBUG): only disabling silences it
         logging.getLogger("aliyunsdkcore.http.http_response").disabled = True
-        self.client = AcsClient(
-            region_id=region,
-            credential=_credential(),
-            auto_retry=False,
-            connect_timeout=int(connect_timeout),
-            timeout=int(read_timeout),
-            pool_size=32,
-        )
+        with aliyun_errors("connect"):
+            self.client = acs_client.AcsClient(
+                region_id=region,
+                credential=credential,
+                auto_retry=False,
+                connect_timeout=connect_timeout,
+                timeout=read_timeout,
+                pool_size=32,
+            )
+        self.region = region
         self.endpoint = endpoint
         self.scheme = scheme
 
@@ -75,7 +89,7 @@ class EcsAdaptor:
         if self.endpoint:
             request.set_endpoint(self.endpoint)
         request.set_accept_format("JSON")
-        with map_errors(action, zone=zone, instance_type=instance_type):
+        with aliyun_errors(action, zone=zone, instance_type=instance_type):
             body = self.client.do_action_with_exception(request)
         return json.loads(body)
 
@@ -97,9 +111,7 @@ class EcsAdaptor:
     ) -> list[str]:
         """One RunInstances (pay-as-you-go, no public IP). MinAmount < Amount lets a short
         zone give what it has; the ids created are returned."""
-        from aliyunsdkecs.request.v20140526.RunInstancesRequest import RunInstancesRequest
-
-        req = RunInstancesRequest()
+        req = _request("RunInstances")
         req.set_ClientToken(client_token)
         req.set_Amount(amount)
         req.set_MinAmount(min_amount)
@@ -130,9 +142,7 @@ class EcsAdaptor:
         max_results: int = 100,
     ) -> tuple[list[dict[str, Any]], str | None]:
         """One page of DescribeInstances: by ids (a JSON array of <= 100) and/or tags."""
-        from aliyunsdkecs.request.v20140526.DescribeInstancesRequest import DescribeInstancesRequest
-
-        req = DescribeInstancesRequest()
+        req = _request("DescribeInstances")
         req.set_MaxResults(max_results)
         if ids is not None:
             req.set_InstanceIds(json.dumps(list(ids)))
@@ -145,13 +155,19 @@ class EcsAdaptor:
 
     def delete_instances(self, ids: Sequence[str], *, client_token: str) -> None:
         """One DeleteInstances of <= 100 ids, Force=true (a Running instance needs it)."""
-        from aliyunsdkecs.request.v20140526.DeleteInstancesRequest import DeleteInstancesRequest
-
-        req = DeleteInstancesRequest()
+        req = _request("DeleteInstances")
         req.set_InstanceIds(list(ids))
         req.set_Force(True)
         req.set_ClientToken(client_token)
         self._send(req, action="DeleteInstances")
+
+    def regions(self, *, connect_timeout: float, read_timeout: float) -> list[str]:
+        """The region ids this account sees (one DescribeRegions, with these timeouts)."""
+        req = _request("DescribeRegions")
+        req.set_connect_timeout(connect_timeout)
+        req.set_read_timeout(read_timeout)
+        reply = self._send(req, action="DescribeRegions")
+        return [r["RegionId"] for r in reply.get("Regions", {}).get("Region", [])]
 
     def close(self) -> None:
         self.client.session.close()

@@ -4,109 +4,82 @@ Codes from the ECS API reference (RunInstances / DescribeInstances / DeleteInsta
 error tables and the error center). Capacity errors fail fast; only throttling and
 transient errors are retryable, and burst.provider.pacing does the retrying (the
 SDK's own auto-retry is turned off in the adaptor).
+
+The SDK's `SDK.HttpError` message carries the whole signed request URL (AccessKeyId,
+SecurityToken, Signature in its query string): ProviderError scrubs every message, and
+the SDK exception is not chained on (burst.provider.errors.map_errors).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 
-from burst.provider.errors import (
-    InstanceNotFoundError,
-    InsufficientCapacityError,
-    ProviderAuthError,
-    ProviderConfigError,
-    ProviderError,
-    QuotaExceededError,
-    ThrottledError,
-    TransientProviderError,
-)
+from burst.provider.errors import ErrorCodes, ProviderError, map_errors
+from burst.provider.lazy import LazyImport
 
 PROVIDER = "aliyun"
+sdk_exceptions = LazyImport("aliyunsdkcore.acs_exception.exceptions", provider=PROVIDER,
+                            package="aliyun-python-sdk-core")
 
-CAPACITY = {
-    "OperationDenied.NoStock",
-    "Zone.NotOnSale",
-    "Zone.NotOpen",
-    "InvalidResourceType.NotSupported",
-    "InvalidInstanceType.ZoneNotSupported",
-    "ResourceNotAvailable",
-    "OperationDenied.ZoneNotAllowed",
-}
-QUOTA_PREFIXES = ("QuotaExceed", "SecurityGroupInstanceLimitExceed", "Account.Arrearage", "InvalidAccountStatus")
-THROTTLED_PREFIXES = ("Throttling",)
-TRANSIENT = {"ServiceUnavailable", "InternalError", "UnknownError", "InnerServiceFailed", "SDK.HttpError", "SDK.ServerUnreachable"}
-AUTH_PREFIXES = (
-    "InvalidAccessKeyId",
-    "InvalidAccessKeySecret",
-    "SignatureDoesNotMatch",
-    "IncompleteSignature",
-    "InvalidSecurityToken",
-    "Forbidden",
-    "NoPermission",
-    "SDK.InvalidCredential",
+CODES = ErrorCodes(
+    provider=PROVIDER,
+    capacity={
+        "OperationDenied.NoStock",
+        "Zone.NotOnSale",
+        "Zone.NotOpen",
+        "InvalidResourceType.NotSupported",
+        "InvalidInstanceType.ZoneNotSupported",
+        "ResourceNotAvailable",
+        "OperationDenied.ZoneNotAllowed",
+    },
+    quota={"QuotaExceed*", "SecurityGroupInstanceLimitExceed*", "Account.Arrearage*", "InvalidAccountStatus*"},
+    throttled={"Throttling*"},
+    not_found={"InvalidInstanceId.NotFound", "InvalidInstanceId.MalFormed", "InstanceNotFound"},
+    auth={
+        "InvalidAccessKeyId*",  # InvalidAccessKeyId.NotFound, .Inactive
+        "InvalidAccessKeySecret*",  # the SDK's own name for a SignatureDoesNotMatch it can explain
+        "MissingAccessKeyId",
+        "SignatureDoesNotMatch*",
+        "IncompleteSignature*",
+        "InvalidSecurityToken*",  # .Expired, .Mismatch, .Malformed
+        "Forbidden*",  # Forbidden.RAM, Forbidden.NotAuthorized
+        "NoPermission*",
+        "SDK.InvalidCredential*",
+    },
+    config={
+        "InvalidImageId*",
+        "InvalidVSwitchId*",
+        "InvalidSecurityGroupId*",
+        "InvalidParameter*",
+        "MissingParameter*",
+        "InvalidRegionId*",
+        "InvalidZoneId*",
+        "ZoneId.NotFound",
+        "InvalidKeyPairName*",
+        "InvalidInstanceType*",
+        "InvalidSystemDisk*",
+        "ImageNotSupportInstanceType*",
+        "SDK.InvalidParameter*",
+        "SDK.InvalidRegionId*",
+        "SDK.EndpointResolvingError*",
+    },
+    transient={"ServiceUnavailable", "InternalError", "UnknownError", "InnerServiceFailed", "SDK.HttpError",
+               "SDK.ServerUnreachable"},
 )
-NOT_FOUND = {"InvalidInstanceId.NotFound", "InvalidInstanceId.MalFormed", "InstanceNotFound"}
-CONFIG_PREFIXES = (
-    "InvalidImageId",
-    "InvalidVSwitchId",
-    "InvalidSecurityGroupId",
-    "InvalidParameter",
-    "MissingParameter",
-    "InvalidRegionId",
-    "InvalidZoneId",
-    "ZoneId.NotFound",
-    "InvalidKeyPairName",
-    "InvalidInstanceType",
-    "InvalidSystemDisk",
-    "ImageNotSupportInstanceType",
-    "SDK.InvalidParameter",
-    "SDK.InvalidRegionId",
-    "SDK.EndpointResolvingError",
-)
 
 
-def capacity_error(message: str, **fields) -> InsufficientCapacityError:
-    return InsufficientCapacityError.no_stock(PROVIDER, message, **fields)
-
-
-def map_sdk_error(exc: Exception, *, action: str, zone: str = "", instance_type: str = "") -> ProviderError:
+def map_sdk_error(exc: BaseException, *, action: str, zone: str = "", instance_type: str = "") -> ProviderError:
     """The burst error for one SDK exception (never None)."""
-    from aliyunsdkcore.acs_exception.exceptions import ClientException, ServerException
-
-    if isinstance(exc, ServerException):
+    if isinstance(exc, sdk_exceptions.ServerException):
         code, status = exc.get_error_code() or "Unknown", exc.get_http_status() or 0
-        message = (exc.get_error_msg() or code).splitlines()[0]
-    elif isinstance(exc, ClientException):
-        code, status = exc.get_error_code() or "SDK.Unknown", 0
-        message = (exc.get_error_msg() or code).splitlines()[0]
     else:
-        return ProviderError(f"aliyun {action}: {type(exc).__name__}: {exc}", provider=PROVIDER)
-    text = f"aliyun {action}: {code}: {message}"
-    if code in CAPACITY:
-        return capacity_error(message, code=code, zone=zone, instance_type=instance_type)
-    if code.startswith(QUOTA_PREFIXES):
-        return QuotaExceededError(text, code=code, provider=PROVIDER)
-    if code.startswith(THROTTLED_PREFIXES):
-        return ThrottledError(text, code=code, provider=PROVIDER)
-    if code in NOT_FOUND:
-        return InstanceNotFoundError(text, code=code, provider=PROVIDER)
-    if code.startswith(AUTH_PREFIXES):
-        return ProviderAuthError(text, code=code, provider=PROVIDER)
-    if code.startswith(CONFIG_PREFIXES):
-        return ProviderConfigError(text, code=code, provider=PROVIDER)
-    if code in TRANSIENT or status >= 500:
-        return TransientProviderError(text, code=code, provider=PROVIDER)
+        code, status = exc.get_error_code() or "SDK.Unknown", 0
+    message = (exc.get_error_msg() or code).splitlines()[0]
     # IncorrectInstanceStatus, IdempotentParameterMismatch, anything unknown: fatal
-    return ProviderError(text, code=code, provider=PROVIDER)
+    return CODES.error(action, code, message, status=status, zone=zone, instance_type=instance_type)
 
 
-@contextlib.contextmanager
-def map_errors(action: str, *, zone: str = "", instance_type: str = "") -> Iterator[None]:
+def aliyun_errors(action: str, *, zone: str = "", instance_type: str = "") -> contextlib.AbstractContextManager[None]:
     """Turn any SDK error raised inside into its burst error."""
-    from aliyunsdkcore.acs_exception.exceptions import ClientException, ServerException
-
-    try:
-        yield
-    except (ServerException, ClientException) as exc:
-        raise map_sdk_error(exc, action=action, zone=zone, instance_type=instance_type) from exc
+    return map_errors(lambda: (sdk_exceptions.ServerException, sdk_exceptions.ClientException),
+                      lambda exc: map_sdk_error(exc, action=action, zone=zone, instance_type=instance_type))
