@@ -7,6 +7,7 @@ cluster together; the logic lives in `burst.planner` and `burst.reconciler`.
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Executor
@@ -18,12 +19,17 @@ from burst.errors import BurstError, InputError
 from burst.lifecycle import FINAL, BurstStatus
 from burst.plan import demand_to_json
 from burst.planner import Offering, Plan, ServiceShape, TierOffer, plan
+from burst.provider import ProviderError
 from burst.provider.providers import ProviderSet
 from burst.provision import Cluster, Initialiser
 from burst.reconciler import Reconciler
 from burst.reconciler.driver import Driver, Progress
 from burst.reconciler.slots import newest_per_slot, planned_hosts
 from burst.store import Burst, HostRow, LiveBurstExists, Store
+
+
+#: seconds each tier's reachability check may take at the start of `burst up` / `burst down`
+CHECK_SECONDS = 5.0
 
 
 def make_initialiser(config: Config) -> Initialiser:
@@ -115,6 +121,7 @@ class BurstService:
         if the_plan.unplaced:
             raise BurstError(f"no tier can take {the_plan.unplaced} before the deadline "
                              f"(skipped: {dict(the_plan.skipped) or 'none'})")
+        self.check_tiers({g.tier for g in the_plan.groups}, "nothing was launched")
         burst_id = f"{re.sub(r'[^a-z0-9]+', '-', event.lower()).strip('-')[:40]}-{uuid.uuid4().hex[:6]}"
         burst = Burst(id=burst_id, event=event, cluster=self.config.cluster.name, demand_json=demand_to_json(asked),
                       plan_json=the_plan.to_json(), deadline_at=deadline, created_at=self.clock.now())
@@ -125,12 +132,22 @@ class BurstService:
                 raise
             return self._resume(exc.burst, asked)
 
+    def check_tiers(self, tiers: set[str], unchanged: str) -> None:
+        """Every tier's provider reaches its API with its credentials, each within
+        `CHECK_SECONDS`, in the config's order; else one error naming the tier and why."""
+        for tier in [t.name for t in self.config.tiers if t.name in tiers]:
+            try:
+                self.providers.get(tier).check(time.monotonic() + CHECK_SECONDS)
+            except ProviderError as exc:
+                raise BurstError(f"tier {tier}: {type(exc).__name__}: {exc}; {unchanged}") from None
+
     def _resume(self, live: Burst, asked: Mapping[str, int]) -> Burst:
         if live.status is BurstStatus.DRAINING:
             raise BurstError(f"event {live.event!r} is being scaled in (burst {live.id}); wait for `burst down`")
         if dict(asked) != live.demand:
             raise BurstError(f"event {live.event!r} already has burst {live.id} for {_replicas(live.demand)}; "
                              f"`burst down {live.event}` before asking for {_replicas(asked)}")
+        self.check_tiers({h.tier for h in self.live_hosts(live.id)}, "the burst is as it was")
         self.store.journal("burst.resumed", f"burst {live.id} resumed", burst_id=live.id)
         return live
 
@@ -143,6 +160,8 @@ class BurstService:
             if latest is None:
                 raise BurstError(f"event {event!r} has no burst")
             return latest
+        self.check_tiers({h.tier for h in self.live_hosts(live.id)}, "nothing was changed: `burst down` again "
+                         "once it answers")
         if live.status is BurstStatus.DRAINING:
             return live
         return self.store.update_burst(live.id, f"burst down requested for {event}", expect=BurstStatus.ACTIVE,
