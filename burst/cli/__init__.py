@@ -23,7 +23,8 @@ status.register(app)
 
 # nouns with a Typer app of their own: burst lab ..., burst pool ..., burst calendar ...
 for noun, module in (("demo", "burst.cli.demo"), ("doctor", "burst.cli.doctor"), ("lab", "burst.cli.lab"), ("pool", "burst.cli.pool"), ("calendar", "burst.cli.calendar"),
-                     ("daemon", "burst.cli.daemon"), ("gc", "burst.cli.gc")):
+                     ("daemon", "burst.cli.daemon"), ("gc", "burst.cli.gc"),
+                     ("simulate", "burst.cli.simulate")):
     try:
         sub = importlib.import_module(module)
     except ModuleNotFoundError as exc:
