@@ -20,7 +20,7 @@ from burst.calendar.model import CalendarEvent
 from burst.calendar.repo import CalendarRepo
 from burst.calendar.schedule import Decision, decide
 from burst.config import Config
-from burst.daemon.config import DaemonConfig
+from burst.config import DaemonConfig
 from burst.errors import BurstError
 
 log = logging.getLogger(__name__)
