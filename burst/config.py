@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, field_validator, model_validator
 
 from burst.errors import ConfigError
+from burst.text import shorten, utf8
 
 DEFAULT_PATH = "burst.toml"
 ENV_VAR = "BURST_CONFIG"
@@ -287,11 +288,9 @@ def load_config(path: str | Path | None = None) -> Config:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[:exc.start].count(b"\n") + 1
-        raise ConfigError(f"{path}:{line}: not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start}); "
-                          "a config file is UTF-8 TOML") from None
+        text = utf8(raw, "a config file is UTF-8 TOML")
+    except ValueError as exc:
+        raise ConfigError(f"{path}:{exc}") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -395,8 +394,7 @@ def _expected(err: dict) -> str:
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
     if "input" in err and err["type"] not in ("model_type",) and not isinstance(err["input"], (dict, list)):
-        got = repr(err["input"])
-        return f"{msg}, got {got if len(got) <= 80 else got[:77] + '...'}"
+        return f"{msg}, got {shorten(repr(err['input']), 80)}"
     return msg
 
 

@@ -18,6 +18,7 @@ import re
 from datetime import timedelta
 
 from burst.errors import InputError
+from burst.text import shorten
 
 MINUTE, HOUR, DAY = 60.0, 3600.0, 86400.0
 #: the default bound: longer than any peak burst is sized for
@@ -46,8 +47,7 @@ def parse_seconds(text: object, *, flag: str = "duration", maximum: timedelta = 
     body = raw[1:].strip() if raw.startswith("+") else raw
     seconds = _seconds(body)
     if seconds is None:
-        shown = raw if len(raw) <= 40 else raw[:37] + "..."
-        raise InputError(f"{flag} {shown!r}: not a duration ({GRAMMAR})")
+        raise InputError(f"{flag} {shorten(raw)!r}: not a duration ({GRAMMAR})")
     if not math.isfinite(seconds) or seconds > maximum.total_seconds():
         raise InputError(f"{flag} {raw!r}: at most {describe(maximum)}")
     if seconds < 0 or (seconds == 0 and not allow_zero):

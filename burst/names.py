@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 
 from burst.errors import InputError
+from burst.text import shorten
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class Grammar:
         """`value` if it is a name of this kind, else one-line `InputError`."""
         if isinstance(value, str) and self.pattern.fullmatch(value) and not (self.dots and ".." in value):
             return value
-        shown = value if not isinstance(value, str) or len(value) <= 80 else value[:77] + "..."
+        shown = shorten(value, 80) if isinstance(value, str) else value
         prefix = f"{where}: " if where else ""
         raise InputError(f"{prefix}{self.what} {shown!r} is not a valid name: use {self.rule}")
 

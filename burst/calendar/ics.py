@@ -32,6 +32,7 @@ import icalendar
 from burst.calendar.model import MAX_LENGTH, YEARS, CalendarError, CalendarEvent, format_demand, parse_demand, zone
 from burst.calendar.recurrence import normalise_rrule
 from burst.calendar.validate import validate
+from burst.text import shorten
 
 PRODID = "-//burst//pre-scaling calendar//EN"
 _DESCRIPTION_DEMAND = re.compile(r"^\s*(?:burst|demand)\s*:\s*(.+)$", re.IGNORECASE | re.MULTILINE)
@@ -109,7 +110,7 @@ def _raw(prop) -> str:
         text = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
     except Exception:  # noqa: BLE001
         text = str(prop)
-    return text if len(text) <= 40 else text[:37] + "..."
+    return shorten(text)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from burst import durations
 from burst.errors import BurstError, InputError
 from burst.names import CALENDAR_EVENT
+from burst.text import shorten
 
 NAME = CALENDAR_EVENT.pattern
 
@@ -135,8 +136,7 @@ def parse_local_time(text: str, timezone: str, *, now: datetime | None = None) -
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
-        shown = text if len(text) <= 40 else text[:37] + "..."
-        raise CalendarError(f"time {shown!r} is not ISO 8601 (e.g. 2025-01-28T20:00) nor relative "
+        raise CalendarError(f"time {shorten(text)!r} is not ISO 8601 (e.g. 2025-01-28T20:00) nor relative "
                             "(e.g. +2m)") from None
     if not YEARS[0] <= value.year <= YEARS[1]:
         raise CalendarError(f"time {text!r}: the year must be {YEARS[0]}-{YEARS[1]}")

@@ -28,6 +28,7 @@ from burst.config import Config, load_config
 from burst.errors import InputError
 from burst.names import SERVICE
 from burst.planner import Plan, SizeLimits, size_breaches
+from burst.text import shorten
 
 console = Console(stderr=False, emoji=False)
 err_console = Console(stderr=True, emoji=False)
@@ -103,8 +104,7 @@ def parse_deadline(text: str, now: datetime) -> datetime:
     try:
         at = datetime.fromisoformat(text.strip())
     except ValueError:
-        shown = text if len(text) <= 40 else text[:37] + "..."
-        raise InputError(f"--deadline {shown!r}: expected a duration ({durations.GRAMMAR}) "
+        raise InputError(f"--deadline {shorten(text)!r}: expected a duration ({durations.GRAMMAR}) "
                          "or an ISO time") from None
     if at.tzinfo is None:
         at = at.replace(tzinfo=now.tzinfo)

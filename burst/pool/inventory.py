@@ -37,6 +37,7 @@ from burst.config import MAX_CPU, MAX_MEMORY_GIB
 from burst.errors import InputError
 from burst.names import HOST
 from burst.pool.errors import InventoryError
+from burst.text import utf8
 
 DEFAULT_ZONE = "onprem"
 _CPU_VARS = ("cpu", "burst_cpu", "ansible_processor_vcpus")
@@ -116,11 +117,9 @@ def read_inventory(path: str | Path) -> list[InventoryHost]:
     except OSError as exc:
         raise InventoryError(f"{path}: cannot read: {exc.strerror or exc}") from None
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[:exc.start].count(b"\n") + 1
-        raise InventoryError(f"{path}:{line}: not UTF-8 text (byte {raw[exc.start]:#04x}); an inventory is "
-                             "UTF-8 INI, YAML or JSON") from None
+        text = utf8(raw, "an inventory is UTF-8 INI, YAML or JSON")
+    except ValueError as exc:
+        raise InventoryError(f"{path}:{exc}") from None
     sizes = _Sizes(path)
     suffix = path.suffix.lower()
     if suffix == ".json":
