@@ -1,21 +1,26 @@
-"""The TOML configuration, validated with pydantic.
+"""The TOML configuration, validated with pydantic, strictly.
 
 A bad file gives one line: the file, the line where the key is, the key path and what
-was expected. `EXAMPLE` is what `burst init` writes.
+was expected. Strict means: no key burst does not know (in the provider and step
+options too), no coercion (`sla_seconds = "300"` is refused, not read as 300), finite
+numbers only, and the paths the config names must exist or be creatable. `EXAMPLE`
+is what `burst init` writes.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, field_validator, model_validator
 
-from burst.daemon.config import DaemonConfig
 from burst.errors import ConfigError
+from burst.text import shorten, utf8
 
 DEFAULT_PATH = "burst.toml"
 ENV_VAR = "BURST_CONFIG"
@@ -24,25 +29,94 @@ _NAME = r"^[a-z][a-z0-9-]{0,39}$"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+#: the keys each built-in provider documents for its [tiers.options] (docs/providers.md,
+#: docs/pool.md, docs/lab.md); `host_vars` is the core's, added to every host's inventory.
+#: A provider installed from elsewhere may declare its own with an `option_keys` class
+#: attribute; without one its options are left to it.
+PROVIDER_OPTIONS: dict[str, frozenset[str]] = {
+    "fake": frozenset({"boot_seconds", "launch_seconds", "state_file", "faults"}),
+    "lab": frozenset({"lab", "lab_dir", "boot_delay_seconds", "sshd_broken_hosts", "puppet_broken_hosts",
+                      "max_hosts"}),
+    "onprem": frozenset({"store", "price_per_hour"}),
+    "aws": frozenset({"region", "image_id", "launch_template", "subnet_by_zone", "security_group_ids", "key_name",
+                      "endpoint_url", "max_launch_per_call", "rate_limits", "retry", "connect_timeout_seconds",
+                      "read_timeout_seconds"}),
+    "aliyun": frozenset({"region", "image_id", "vswitch_by_zone", "security_group_id", "key_pair_name",
+                         "instance_name", "system_disk_category", "endpoint", "scheme", "max_launch_per_call",
+                         "rate_limits", "retry", "connect_timeout_seconds", "read_timeout_seconds"}),
+}
+_CORE_TIER_OPTIONS = frozenset({"host_vars"})
+_RECORDING_OPTIONS = frozenset({"seconds", "fail_hosts", "fail_first"})
+#: the keys of [initialise.options] and [swarm.options] per kind
+STEP_OPTIONS: dict[tuple[str, str], frozenset[str]] = {
+    ("initialise", "recording"): _RECORDING_OPTIONS,
+    ("initialise", "ansible"): frozenset({"forks", "extravars", "artifact_dir"}),
+    ("swarm", "recording"): _RECORDING_OPTIONS | {"free_room"},
+    ("swarm", "swarm"): frozenset({"docker_url", "tls_ca", "tls_cert", "tls_key", "manager_addr",
+                                   "stop_grace_seconds"}),
+}
+
+
+Problem = tuple[tuple[str | int, ...], str]  # (key path, what was expected)
+
+
+def _non_finite(value: Any, loc: tuple[str | int, ...]) -> Problem | None:
+    """Options are free-form tables: `inf`/`nan` anywhere inside them is refused."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return loc, f"Input should be a finite number, got {value!r}"
+    items = value.items() if isinstance(value, Mapping) else enumerate(value) if isinstance(value, list) else ()
+    for k, v in items:
+        found = _non_finite(v, (*loc, k))
+        if found:
+            return found
+    return None
+
+
+def _options_problem(options: Mapping[str, Any], known: frozenset[str] | None, what: str,
+                     loc: tuple[str | int, ...]) -> Problem | None:
+    if known is not None:
+        unknown = sorted(set(options) - known)
+        if unknown:
+            return (*loc, unknown[0]), f"unknown option of {what} (known: {', '.join(sorted(known))})"
+    return _non_finite(dict(options), loc)
+
+
+def _provider_option_keys(provider: str) -> frozenset[str] | None:
+    if provider in PROVIDER_OPTIONS:
+        return PROVIDER_OPTIONS[provider] | _CORE_TIER_OPTIONS
+    try:
+        from burst.provider.registry import provider_class
+
+        declared = getattr(provider_class(provider), "option_keys", None)
+    except Exception:  # noqa: BLE001  an unknown provider is reported when the tier is used
+        return None
+    return frozenset(declared) | _CORE_TIER_OPTIONS if declared is not None else None
 
 
 class ClusterConfig(_Strict):
     name: str = Field(pattern=_NAME)
-    sla_seconds: float = Field(300, gt=0)
+    sla_seconds: float = Field(300, gt=0, le=86400)
     #: SQLAlchemy URL; relative sqlite paths are taken from the config file's folder.
     store: str = "sqlite:///.burst/burst.db"
     #: where providers keep local state (the fake's instance file, lab records).
     state_dir: str = ".burst"
     #: seconds a phase (launch, initialise, join) may take per host before the host
     #: is failed and replaced.
-    phase_timeout_seconds: float = Field(240, gt=0)
+    phase_timeout_seconds: float = Field(240, gt=0, le=86400)
+
+
+#: sizes beyond these are typing mistakes, not machines
+MAX_CPU = 4096
+MAX_MEMORY_GIB = 65536
 
 
 class ServiceConfig(_Strict):
     name: str = Field(pattern=_NAME)
-    cpu: float = Field(gt=0)
-    memory_gib: float = Field(gt=0)
+    cpu: float = Field(gt=0, le=MAX_CPU)
+    memory_gib: float = Field(gt=0, le=MAX_MEMORY_GIB)
     image: str = ""
     #: may extra replicas go to room the cluster's nodes already have (the service
     #: itself grows)? Not for a service that publishes a host-mode port: two of its
@@ -50,14 +124,14 @@ class ServiceConfig(_Strict):
     grow_in_place: bool = False
     #: at most this many replicas on one new host: 1 for a service that publishes a
     #: host-mode port (the swarm places one such task per node)
-    max_per_host: int | None = Field(None, ge=1)
+    max_per_host: int | None = Field(None, ge=1, le=10000)
 
 
 class InstanceTypeConfig(_Strict):
-    name: str = Field(min_length=1)
-    cpu: float = Field(gt=0)
-    memory_gib: float = Field(gt=0)
-    price_per_hour: float = Field(ge=0)
+    name: str = Field(min_length=1, max_length=100)
+    cpu: float = Field(gt=0, le=MAX_CPU)
+    memory_gib: float = Field(gt=0, le=MAX_MEMORY_GIB)
+    price_per_hour: float = Field(ge=0, le=1_000_000)
     zones: list[str] = Field(min_length=1)
 
 
@@ -66,8 +140,10 @@ class TierConfig(_Strict):
     provider: str = Field(min_length=1)
     #: expected seconds from launch to a host ready in the swarm (p95); the planner
     #: skips a tier that cannot be ready before the deadline.
-    ready_seconds: float = Field(120, gt=0)
-    max_hosts: int | None = Field(None, ge=0)
+    ready_seconds: float = Field(120, gt=0, le=86400)
+    #: the planner takes at most this many hosts from the tier per burst (the rest goes
+    #: to the next tier); at least 1: a tier that may give nothing is left out instead
+    max_hosts: int | None = Field(None, ge=1, le=100_000)
     #: at most this many cloud calls or host steps in flight at once for this tier.
     concurrency: int = Field(32, ge=1, le=1000)
     instance_types: list[InstanceTypeConfig] = Field(default_factory=list)
@@ -81,6 +157,66 @@ class StepConfig(_Strict):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+class LimitsConfig(_Strict):
+    """Size guards: `burst up` refuses a plan above them unless the operator raises
+    them here or confirms with `--yes` on a terminal; `burst plan` shows them."""
+
+    #: hosts one burst may add, all tiers together
+    hosts_per_burst: int = Field(1000, ge=1, le=100_000)
+    #: hosts one burst may take from one tier
+    hosts_per_tier: int = Field(500, ge=1, le=100_000)
+    #: per-tier overrides of hosts_per_tier: {aws = 2000}
+    tiers: dict[str, int] = Field(default_factory=dict)
+
+    @field_validator("tiers")
+    @classmethod
+    def _positive(cls, value: dict[str, int]) -> dict[str, int]:
+        for name, n in value.items():
+            if not 1 <= n <= 100_000:
+                raise ValueError(f"limits.tiers.{name} must be 1-100000, got {n!r}")
+        return value
+
+    def for_tier(self, tier: str) -> int:
+        return self.tiers.get(tier, self.hosts_per_tier)
+
+
+class DaemonConfig(BaseModel):
+    """How `burst daemon` runs. Every key is optional.
+
+    [daemon]
+    tick_seconds = 1.0             # one pass: calendar, reconcile, notifications
+    metrics_address = "127.0.0.1"  # /metrics and /healthz listen here
+    metrics_port = 9464            # 0: no HTTP server
+    webhook_url = "https://chat.internal/hooks/burst"
+    webhook_timeout_seconds = 5.0  # deadline of one notification, all attempts included
+    lead_margin_seconds = 60.0     # added to the measured p95 time-to-ready
+    late_after_seconds = 30.0      # an action this long after it was due is journaled "late"
+    missed_lookback_hours = 168.0  # how far back a restarted daemon looks for missed occurrences
+    sla_risk_fraction = 0.25       # a burst not ready in the last quarter of its time to
+                                   # the deadline is "at risk"
+    leak_check_seconds = 300.0     # how often leak detection runs
+    leader_lock_file = ""          # SQLite only; default: <database file>.leader.lock
+
+    It lives here, with the rest of the config (the core does not import the daemon);
+    `burst.daemon.config` re-exports it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+    tick_seconds: float = Field(1.0, gt=0, le=60)
+    metrics_address: str = "127.0.0.1"
+    metrics_port: int = Field(9464, ge=0, le=65535)
+    #: a URL is written as a string: the one field read leniently
+    webhook_url: HttpUrl | None = Field(None, strict=False)
+    webhook_timeout_seconds: float = Field(5.0, gt=0, le=60)
+    lead_margin_seconds: float = Field(60.0, ge=0, le=86400)
+    late_after_seconds: float = Field(30.0, ge=0, le=86400)
+    missed_lookback_hours: float = Field(168.0, gt=0, le=24 * 366)
+    sla_risk_fraction: float = Field(0.25, gt=0, lt=1)
+    leak_check_seconds: float = Field(300.0, gt=0, le=86400)
+    leader_lock_file: str = ""
+
+
 class Config(_Strict):
     cluster: ClusterConfig
     services: list[ServiceConfig] = Field(min_length=1)
@@ -88,6 +224,7 @@ class Config(_Strict):
     initialise: StepConfig = StepConfig()
     swarm: StepConfig = StepConfig()
     daemon: DaemonConfig = DaemonConfig()
+    limits: LimitsConfig = LimitsConfig()
     #: set by `load_config`: the folder relative paths are taken from.
     base_dir: Path = Path(".")
 
@@ -139,27 +276,106 @@ def config_path(explicit: str | Path | None) -> Path:
 
 
 def load_config(path: str | Path | None = None) -> Config:
-    """Read and validate the config; any problem is one `ConfigError` line."""
+    """Read and validate the config; any problem is one `ConfigError` line naming the
+    file, the line, the key path and what was expected."""
     path = config_path(path)
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file (write one with `burst init`)") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a config file") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        text = utf8(raw, "a config file is UTF-8 TOML")
+    except ValueError as exc:
+        raise ConfigError(f"{path}:{exc}") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     try:
-        return Config.model_validate({**data, "base_dir": path.resolve().parent})
+        config = Config.model_validate({**data, "base_dir": path.resolve().parent})
     except ValidationError as exc:
         err = exc.errors()[0]
-        loc = [str(p) for p in err["loc"]]
-        where = _line_of(text, loc)
-        key = _key_path(err["loc"])
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ConfigError(f"{path}{where}: {key}: {_expected(err)}{more}") from None
+        raise ConfigError(_located(path, text, err["loc"], _expected(err)) + more) from None
+    problem = config_problem(config)
+    if problem is not None:
+        raise ConfigError(_located(path, text, *problem))
+    return config
+
+
+def _located(path: Path, text: str, loc: tuple, expected: str) -> str:
+    return f"{path}{_line_of(text, [str(p) for p in loc])}: {_key_path(loc)}: {expected}"
+
+
+def config_problem(config: Config) -> Problem | None:
+    """What pydantic cannot see from one key alone: the options each provider and step
+    kind knows, the names `[limits]` refers to, and the paths on this machine."""
+    for i, tier in enumerate(config.tiers):
+        found = _options_problem(tier.options, _provider_option_keys(tier.provider), f"provider {tier.provider!r}",
+                                 ("tiers", i, "options"))
+        if found:
+            return found
+    for step in ("initialise", "swarm"):
+        cfg = getattr(config, step)
+        found = _options_problem(cfg.options, STEP_OPTIONS.get((step, cfg.kind)), f"{step} kind {cfg.kind!r}",
+                                 (step, "options"))
+        if found:
+            return found
+    tiers = {t.name for t in config.tiers}
+    for name in config.limits.tiers:
+        if name not in tiers:
+            return ("limits", "tiers", name), f"no tier of that name (tiers: {', '.join(sorted(tiers))})"
+    return _paths_problem(config)
+
+
+def _paths_problem(config: Config) -> Problem | None:
+    """`state_dir` must be a directory or creatable (burst creates it); a SQLite store
+    must be in a directory that exists, or in the state dir: a mistyped path is an
+    error, not a new empty store."""
+    state_dir = config.state_dir
+    why = _not_creatable(state_dir)
+    if why:
+        return ("cluster", "state_dir"), f"{state_dir} {why}"
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(config.store_url)
+    except ArgumentError:
+        return ("cluster", "store"), "not a database URL (sqlite:///path or postgresql+psycopg://user@host/db)"
+    backend = url.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        return ("cluster", "store"), f"only sqlite and postgresql stores are supported, got {backend!r}"
+    if backend == "sqlite" and url.database and url.database != ":memory:":
+        db = Path(url.database)
+        folder = db.parent
+        if folder.resolve() == state_dir or state_dir in folder.resolve().parents:
+            return None  # burst creates its own state dir
+        if not folder.is_dir():
+            return ("cluster", "store"), (f"the directory {folder} does not exist: create it, or fix the path "
+                                          "(burst does not start a new empty store in a mistyped place)")
+        if db.exists() and not db.is_file():
+            return ("cluster", "store"), f"{db} is not a file"
+    return None
+
+
+def _not_creatable(path: Path) -> str | None:
+    if path.exists():
+        if not path.is_dir():
+            return "is not a directory"
+        return None if os.access(path, os.W_OK | os.X_OK) else "is not writable"
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"cannot be created: {parent} is not a directory"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"cannot be created: {parent} is not writable"
+    return None
 
 
 def _key_path(loc: tuple) -> str:
@@ -178,7 +394,7 @@ def _expected(err: dict) -> str:
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
     if "input" in err and err["type"] not in ("model_type",) and not isinstance(err["input"], (dict, list)):
-        return f"{msg}, got {err['input']!r}"
+        return f"{msg}, got {shorten(repr(err['input']), 80)}"
     return msg
 
 

@@ -29,8 +29,10 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 
-from burst.calendar.model import CalendarError, CalendarEvent, format_demand, parse_demand, validate
+from burst.calendar.model import MAX_LENGTH, YEARS, CalendarError, CalendarEvent, format_demand, parse_demand, zone
 from burst.calendar.recurrence import normalise_rrule
+from burst.calendar.validate import validate
+from burst.text import shorten
 
 PRODID = "-//burst//pre-scaling calendar//EN"
 _DESCRIPTION_DEMAND = re.compile(r"^\s*(?:burst|demand)\s*:\s*(.+)$", re.IGNORECASE | re.MULTILINE)
@@ -48,7 +50,7 @@ def parse_ics(data: bytes | str, *, services: Iterable[str] | None = None, defau
     try:
         cal = icalendar.Calendar.from_ical(data)
     except Exception as exc:  # icalendar raises ValueError and friends for any malformed input
-        raise CalendarError(f"not an iCalendar file: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        raise CalendarError(f"not an iCalendar file: {_first_line(exc)}") from None
     services = list(services) if services is not None else None
     events: list[CalendarEvent] = []
     names: set[str] = set()
@@ -80,6 +82,42 @@ def _text(vevent, key: str) -> str:
     return str(value)
 
 
+def _value(vevent, key: str, where: str):
+    """The parsed value (`.dt`) of a date, time or duration property; a broken one
+    (icalendar keeps it and raises on access) is a `CalendarError` naming it."""
+    prop = vevent.get(key)
+    if prop is None:
+        return None
+    try:
+        value = prop.dt
+    except Exception as exc:  # noqa: BLE001  icalendar's BrokenCalendarProperty and friends
+        raise CalendarError(f"{where}: {key} {_raw(prop)!r} is malformed ({_first_line(exc)})") from None
+    if isinstance(value, date) and not YEARS[0] <= value.year <= YEARS[1]:
+        raise CalendarError(f"{where}: {key} {value.isoformat()} is not within the years {YEARS[0]}-{YEARS[1]}")
+    tzid = getattr(prop, "params", {}).get("TZID")
+    if tzid is not None and isinstance(value, datetime):
+        try:
+            zone(str(tzid))
+        except CalendarError:
+            raise CalendarError(f"{where}: {key};TZID={tzid} is not an IANA timezone (use e.g. Asia/Shanghai; "
+                                "burst does not guess what a custom VTIMEZONE means)") from None
+    return value
+
+
+def _raw(prop) -> str:
+    try:
+        raw = prop.to_ical()
+        text = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+    except Exception:  # noqa: BLE001
+        text = str(prop)
+    return shorten(text)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _local(value, default_timezone: str) -> tuple[datetime, str]:
     """A DTSTART/DTEND value as (naive wall-clock time, IANA timezone)."""
     if isinstance(value, datetime):
@@ -104,25 +142,35 @@ def _event_from_vevent(vevent, default_timezone: str, default_demand: Mapping[st
     for unsupported in ("EXDATE", "RDATE", "EXRULE"):
         if vevent.get(unsupported) is not None:
             raise CalendarError(f"{where}: {unsupported} is not supported; split the event or remove the exception")
-    dtstart = vevent.get("DTSTART")
-    if dtstart is None:
+    for key, problem in getattr(vevent, "errors", ()) or ():
+        raise CalendarError(f"{where}: {key} is malformed ({str(problem).splitlines()[0] if problem else '?'})")
+    start_value = _value(vevent, "DTSTART", where)
+    if start_value is None:
         raise CalendarError(f"{where}: DTSTART is missing")
-    start, tz = _local(dtstart.dt, default_timezone)
+    start, tz = _local(start_value, default_timezone)
     end = duration = None
-    if vevent.get("DTEND") is not None:
-        end_value = vevent.get("DTEND").dt
+    end_value = _value(vevent, "DTEND", where)
+    if end_value is not None:
         if isinstance(end_value, datetime) and end_value.tzinfo is not None:
             end = end_value.astimezone(ZoneInfo(tz)).replace(tzinfo=None)
         else:
             end, _ = _local(end_value, tz)
-    if vevent.get("DURATION") is not None:
-        duration = vevent.get("DURATION").dt
-    if end is None and duration is None and not isinstance(dtstart.dt, datetime):
+    duration = _value(vevent, "DURATION", where)
+    if duration is not None and not isinstance(duration, timedelta):
+        raise CalendarError(f"{where}: DURATION must be a duration such as PT2H")
+    if duration is not None and not timedelta(0) < duration <= MAX_LENGTH:
+        raise CalendarError(f"{where}: DURATION {_raw(vevent.get('DURATION'))} must be above zero and at most "
+                            f"{MAX_LENGTH.days} days")
+    if end is None and duration is None and not isinstance(start_value, datetime):
         duration = timedelta(days=1)  # RFC 5545: an all-day event without DTEND lasts the day
     rrules = vevent.get("RRULE")
     if isinstance(rrules, list):
         raise CalendarError(f"{where}: more than one RRULE is not supported")
-    rrule = normalise_rrule(rrules.to_ical().decode()) if rrules is not None else None
+    rrule = None
+    if rrules is not None:
+        rrule = normalise_rrule(rrules.to_ical().decode())
+        if not rrule:  # icalendar reads `RRULE:;;;==` as an empty rule: not a one-off event
+            raise CalendarError(f"{where}: the RRULE is empty or malformed (e.g. RRULE:FREQ=WEEKLY;BYDAY=FR)")
     categories = " ".join(_text(vevent, "CATEGORIES").upper().split(","))
     freeze = _text(vevent, "X-BURST-FREEZE").strip().upper() == "TRUE" or "FREEZE" in categories.split()
     description = _text(vevent, "DESCRIPTION")

@@ -5,21 +5,25 @@ timezone), so a weekly 20:00 event stays at 20:00 across a DST change; occurrenc
 are turned into aware UTC datetimes only when they are computed.
 
 Every rule an operator can break is a one-line `CalendarError`, raised before
-anything is stored.
+anything is stored (the rules themselves are in `burst.calendar.validate`, which
+needs the recurrence; this module needs neither).
 """
 
 from __future__ import annotations
 
 import re
-import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Iterable, Mapping
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from burst.errors import BurstError
+from burst import durations
+from burst.errors import BurstError, InputError
+from burst.names import CALENDAR_EVENT
+from burst.text import shorten
 
-NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+NAME = CALENDAR_EVENT.pattern
 
 
 class CalendarError(BurstError):
@@ -102,18 +106,22 @@ def occurrence_key(event: str, start: datetime) -> str:
     return f"{event}@{start.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"
 
 
-def parse_duration(text: str) -> timedelta:
-    """`90m`, `2h`, `1h30m`, `45s`, `1d`, or an ISO 8601 duration such as `PT2H`."""
-    text = text.strip()
-    iso = re.fullmatch(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?", text.upper())
-    if iso and text.upper() not in ("P", "PT"):
-        d, h, m, s = (int(x or 0) for x in iso.groups())
-        return timedelta(days=d, hours=h, minutes=m, seconds=s)
-    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([dhms])", text.lower())
-    if not parts or re.sub(r"(\d+(?:\.\d+)?)\s*([dhms])", "", text.lower()).strip():
-        raise CalendarError(f"duration {text!r} is not understood (use e.g. 90m, 2h, 1h30m or PT2H)")
-    unit = {"d": 86400, "h": 3600, "m": 60, "s": 1}
-    return timedelta(seconds=sum(float(n) * unit[u] for n, u in parts))
+#: one occurrence lasts at most this long; a lead time is at most MAX_LEAD
+MAX_LENGTH = timedelta(days=366)
+MAX_LEAD = timedelta(days=7)
+#: an event starts within these years (a start near year 9999 leaves no room for its
+#: end, nor for the arithmetic on it)
+YEARS = (1970, 2999)
+
+
+def parse_duration(text: str, *, flag: str = "duration", maximum: timedelta = MAX_LENGTH,
+                   allow_zero: bool = False) -> timedelta:
+    """The one duration grammar of burst (burst.durations): `90m`, `2h`, `1h30m`,
+    `45s`, `1d`, `+5m`, or ISO 8601 such as `PT2H`; a `CalendarError` otherwise."""
+    try:
+        return durations.parse_duration(text, flag=flag, maximum=maximum, allow_zero=allow_zero)
+    except InputError as exc:
+        raise CalendarError(str(exc)) from None
 
 
 def parse_local_time(text: str, timezone: str, *, now: datetime | None = None) -> datetime:
@@ -123,18 +131,30 @@ def parse_local_time(text: str, timezone: str, *, now: datetime | None = None) -
     tz = zone(timezone)
     if text.startswith("+"):
         now = now or datetime.now(UTC)
-        local = (now + parse_duration(text[1:])).astimezone(tz)
+        local = (now + parse_duration(text, flag="time")).astimezone(tz)
         return local.replace(tzinfo=None, microsecond=0)
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
-        raise CalendarError(f"time {text!r} is not ISO 8601 (e.g. 2025-01-28T20:00) nor relative (e.g. +2m)") from None
+        raise CalendarError(f"time {shorten(text)!r} is not ISO 8601 (e.g. 2025-01-28T20:00) nor relative "
+                            "(e.g. +2m)") from None
+    if not YEARS[0] <= value.year <= YEARS[1]:
+        raise CalendarError(f"time {text!r}: the year must be {YEARS[0]}-{YEARS[1]}")
     if value.tzinfo is not None:
         value = value.astimezone(tz).replace(tzinfo=None)
     return value
 
 
+@cache
+def _iana_names() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
 def zone(name: str) -> ZoneInfo:
+    """The IANA timezone `name` (Asia/Shanghai, America/New_York, UTC); anything else,
+    a POSIX TZ string or a file path included, is a `CalendarError`."""
+    if not isinstance(name, str) or name not in _iana_names():
+        raise CalendarError(f"unknown timezone {name!r} (use an IANA name such as Asia/Shanghai or UTC)")
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, TypeError):
@@ -151,10 +171,9 @@ def parse_demand(items: Iterable[str]) -> dict[str, int]:
             name, sep, count = part.partition("=")
             if not sep or not name:
                 raise CalendarError(f"demand {part!r} is not SERVICE=REPLICAS (e.g. web=10)")
-            try:
-                replicas = int(count)
-            except ValueError:
-                raise CalendarError(f"demand {part!r}: replicas must be a whole number") from None
+            if not re.fullmatch(r"\d{1,9}", count.strip()):
+                raise CalendarError(f"demand {part!r}: replicas must be a whole number of at most 9 digits")
+            replicas = int(count)
             if name in demand:
                 raise CalendarError(f"demand names service {name!r} twice")
             demand[name] = replicas
@@ -163,52 +182,3 @@ def parse_demand(items: Iterable[str]) -> dict[str, int]:
 
 def format_demand(demand: Mapping[str, int]) -> str:
     return ",".join(f"{name}={n}" for name, n in sorted(demand.items()))
-
-
-def validate(event: CalendarEvent, *, services: Iterable[str] | None = None) -> CalendarEvent:
-    """Check every rule; return the event (title defaulted) or raise `CalendarError`.
-
-    `services` are the configured service names; None skips that check (pure tests)."""
-    from burst.calendar.recurrence import first_occurrence  # recurrence imports this module
-
-    if not NAME.match(event.name or ""):
-        raise CalendarError(f"event name {event.name!r}: use 1-63 lowercase letters, digits and '-', "
-                            "starting with a letter or digit")
-    try:
-        zone(event.timezone)
-    except CalendarError as exc:
-        raise CalendarError(f"event {event.name}: {exc}") from None
-    if event.start is None:
-        raise CalendarError(f"event {event.name}: a start is required")
-    if event.start.tzinfo is not None or (event.end is not None and event.end.tzinfo is not None):
-        raise CalendarError(f"event {event.name}: start and end are wall-clock times in the event's timezone")
-    if (event.end is None) == (event.duration is None):
-        raise CalendarError(f"event {event.name}: give exactly one of end or duration "
-                            f"({'both' if event.end is not None else 'neither'} given)")
-    if event.end is not None and event.end <= event.start:
-        raise CalendarError(f"event {event.name}: end {event.end.isoformat()} is not after start "
-                            f"{event.start.isoformat()}")
-    if event.length <= timedelta(0):
-        raise CalendarError(f"event {event.name}: duration must be positive")
-    if event.rrule and event.cron:
-        raise CalendarError(f"event {event.name}: give at most one recurrence (an RRULE or a cron expression)")
-    if event.lead_seconds is not None and event.lead_seconds < 0:
-        raise CalendarError(f"event {event.name}: lead time must not be negative")
-    if event.freeze:
-        if event.demand:
-            raise CalendarError(f"event {event.name}: a freeze window asks for no capacity (drop the demand)")
-    else:
-        if not event.demand:
-            raise CalendarError(f"event {event.name}: demand is required (e.g. web=10)")
-        known = set(services) if services is not None else None
-        for name, replicas in event.demand.items():
-            if known is not None and name not in known:
-                raise CalendarError(f"event {event.name}: unknown service {name!r} "
-                                    f"(configured: {', '.join(sorted(known)) or 'none'})")
-            if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas <= 0:
-                raise CalendarError(f"event {event.name}: replicas of {name!r} must be a positive whole number, "
-                                    f"got {replicas!r}")
-    if first_occurrence(event) is None:
-        raise CalendarError(f"event {event.name}: the recurrence {event.recurrence!r} yields no occurrence")
-    return replace(event, title=event.title or event.name, demand=dict(event.demand),
-                   uid=event.uid or f"{uuid.uuid4()}@burst")

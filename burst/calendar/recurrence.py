@@ -4,10 +4,16 @@
 Rules run on wall-clock time in the event's timezone, so "every Friday at 20:00
 Asia/Shanghai" stays at 20:00 local; each occurrence is returned in aware UTC.
 A cron event's `start` is the earliest time an occurrence may begin.
+
+An RRULE is read strictly (RFC 5545 section 3.3.10) before python-dateutil sees it:
+every part KEY=VALUE, each key known and given once, FREQ required and no finer than
+MINUTELY, INTERVAL and COUNT positive, every BY* value in its range. dateutil
+accepts a negative INTERVAL and fails only when occurrences are computed.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from itertools import islice
@@ -18,19 +24,80 @@ from dateutil.rrule import rrule, rrulestr
 from burst.calendar.model import CalendarError, CalendarEvent, Occurrence
 
 
+FREQUENCIES = ("MINUTELY", "HOURLY", "DAILY", "WEEKLY", "MONTHLY", "YEARLY")
+_DAY = r"(?:MO|TU|WE|TH|FR|SA|SU)"
+_INT_LIST = {  # key: (smallest, largest, may be negative)
+    "BYSECOND": (0, 60, False), "BYMINUTE": (0, 59, False), "BYHOUR": (0, 23, False),
+    "BYMONTHDAY": (1, 31, True), "BYYEARDAY": (1, 366, True), "BYWEEKNO": (1, 53, True),
+    "BYMONTH": (1, 12, False), "BYSETPOS": (1, 366, True),
+}
+MAX_COUNT = 10_000
+MAX_INTERVAL = 1000
+
+
 def normalise_rrule(text: str) -> str:
-    """`RRULE:FREQ=WEEKLY;BYDAY=FR` or `freq=weekly;byday=fr` -> `FREQ=WEEKLY;BYDAY=FR`."""
+    """`RRULE:FREQ=WEEKLY;BYDAY=FR` or `freq=weekly;byday=fr` -> `FREQ=WEEKLY;BYDAY=FR`.
+    Empty parts (`;;`) are kept, so that `check_rrule` refuses them."""
     text = text.strip()
     if text.upper().startswith("RRULE:"):
         text = text[len("RRULE:"):]
-    return ";".join(part.strip().upper() for part in text.split(";") if part.strip())
+    return ";".join(part.strip().upper() for part in text.split(";"))
+
+
+def check_rrule(text: str) -> dict[str, str]:
+    """The parts of a normalised RRULE, or `ValueError` saying which part is wrong."""
+    parts: dict[str, str] = {}
+    if not text:
+        raise ValueError("it is empty (e.g. FREQ=WEEKLY;BYDAY=FR)")
+    for part in text.split(";"):
+        key, sep, value = part.partition("=")
+        if not sep or not key or not value:
+            raise ValueError(f"part {part!r} is not KEY=VALUE")
+        if key in parts:
+            raise ValueError(f"{key} is given twice")
+        parts[key] = value
+        if key == "FREQ":
+            if value == "SECONDLY":
+                raise ValueError("FREQ=SECONDLY is not allowed: an event recurs at most every minute")
+            if value not in FREQUENCIES:
+                raise ValueError(f"FREQ={value} is not one of {', '.join(FREQUENCIES)}")
+        elif key in ("INTERVAL", "COUNT"):
+            top = MAX_INTERVAL if key == "INTERVAL" else MAX_COUNT
+            if not re.fullmatch(r"\d{1,6}", value) or not 1 <= int(value) <= top:
+                raise ValueError(f"{key}={value}: must be a whole number 1-{top}")
+        elif key == "UNTIL":
+            if not re.fullmatch(r"\d{8}(T\d{6}Z?)?", value):
+                raise ValueError(f"UNTIL={value}: expected a date (20270101) or a time (20270101T000000Z)")
+        elif key == "WKST":
+            if not re.fullmatch(_DAY, value):
+                raise ValueError(f"WKST={value}: expected a day (MO..SU)")
+        elif key == "BYDAY":
+            for day in value.split(","):
+                m = re.fullmatch(rf"([+-]?)(\d{{1,2}})?({_DAY})", day)
+                if not m or (m.group(2) and not 1 <= int(m.group(2)) <= 53) or (m.group(1) and not m.group(2)):
+                    raise ValueError(f"BYDAY value {day!r}: expected e.g. FR, 1MO or -1SU")
+        elif key in _INT_LIST:
+            low, high, signed = _INT_LIST[key]
+            for item in value.split(","):
+                if not re.fullmatch(r"[+-]?\d{1,3}", item) or (item[0] in "+-" and not signed) \
+                        or not low <= abs(int(item)) <= high:
+                    raise ValueError(f"{key} value {item!r}: expected {'+/-' if signed else ''}{low}-{high}")
+        else:
+            raise ValueError(f"{key} is not an RRULE part burst knows")
+    if "FREQ" not in parts:
+        raise ValueError("FREQ is required")
+    if "COUNT" in parts and "UNTIL" in parts:
+        raise ValueError("give at most one of COUNT and UNTIL")
+    return parts
 
 
 def _rule(event: CalendarEvent) -> rrule:
     start = event.start.replace(tzinfo=event.tz)
+    text = normalise_rrule(event.rrule or "")
     try:
-        rule = rrulestr(f"RRULE:{normalise_rrule(event.rrule or '')}", dtstart=start)
-    except (ValueError, TypeError, KeyError) as exc:
+        check_rrule(text)
+        rule = rrulestr(f"RRULE:{text}", dtstart=start)
+    except (ValueError, TypeError, KeyError, OverflowError) as exc:
         raise CalendarError(f"event {event.name}: RRULE {event.rrule!r} is invalid: {exc}") from None
     if not isinstance(rule, rrule):
         raise CalendarError(f"event {event.name}: RRULE {event.rrule!r} is not a single rule")
@@ -53,12 +120,13 @@ def check_recurrence(event: CalendarEvent) -> None:
         _cron(event, event.start.replace(tzinfo=event.tz))
 
 
-def _starts(event: CalendarEvent, not_before_utc: datetime) -> Iterator[datetime]:
+def _starts(event: CalendarEvent, not_before_utc: datetime | None) -> Iterator[datetime]:
     """Local-aware start times of the event, in order, none before `not_before_utc`
-    (nor before the event's own start)."""
+    (nor before the event's own start; None: from the event's start)."""
     tz = event.tz
     first = event.start.replace(tzinfo=tz)
-    floor = max(first, not_before_utc.astimezone(tz))
+    # no `datetime.min.astimezone(...)`: west of UTC that is before year 1 (OverflowError)
+    floor = first if not_before_utc is None or not_before_utc <= first else not_before_utc.astimezone(tz)
     if event.rrule:
         yield from _rule(event).xafter(floor, inc=True)
     elif event.cron:
@@ -81,16 +149,18 @@ def occurrences(event: CalendarEvent, *, after: datetime | None = None, until: d
     if until is None and limit is None and (event.rrule or event.cron):
         raise ValueError("occurrences of a recurring event need until= or limit=")
     length = event.length
-    after = after if after is not None else datetime.min.replace(tzinfo=UTC)
     # an occurrence that began up to `length` ago is still running at `after`
-    floor = after - length if after > datetime.min.replace(tzinfo=UTC) + length else after
+    floor = None if after is None else after - length
     found = 0
     for local_start in _starts(event, floor):
         start = local_start.astimezone(UTC)
         if until is not None and start >= until:
             return
-        end = start + length
-        if end <= after:
+        try:
+            end = start + length
+        except OverflowError:  # past year 9999: nothing after this
+            return
+        if after is not None and end <= after:
             continue
         yield Occurrence(event=event.name, start=start, end=end, demand=dict(event.demand), freeze=event.freeze)
         found += 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
@@ -12,6 +13,7 @@ from sqlmodel import select
 
 from burst.calendar.model import CalendarError, CalendarEvent
 from burst.calendar.tables import CalendarAction, CalendarEventRow, NotificationSent
+from burst.calendar.validate import validate
 from burst.store import Store
 from burst.store.models import utcnow
 
@@ -33,6 +35,32 @@ def _from_row(row: CalendarEventRow) -> CalendarEvent:
         duration=timedelta(seconds=row.duration_seconds) if row.duration_seconds is not None else None,
         demand=json.loads(row.demand_json), lead_seconds=row.lead_seconds, rrule=row.rrule, cron=row.cron,
         freeze=row.freeze, description=row.description, uid=row.uid, created_at=row.created_at)
+
+
+@dataclass(frozen=True)
+class UnreadableEvent:
+    """A stored row that no longer makes an event (written by an older version, or by
+    hand): it is reported, skipped, and never breaks reading the others."""
+
+    name: str
+    why: str
+
+    @property
+    def message(self) -> str:
+        return (f"calendar event {self.name!r} in the store is unreadable ({self.why}); it is skipped: "
+                f"remove it with `burst calendar remove {self.name}` and add it again")
+
+
+def _read(row: CalendarEventRow) -> CalendarEvent:
+    """The row as a checked event, or `CalendarError` saying what is wrong with it."""
+    try:
+        event = _from_row(row)
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+        raise CalendarError(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+    try:
+        return validate(event, cadence=False)
+    except (ValueError, TypeError, AttributeError, OverflowError) as exc:
+        raise CalendarError(f"{type(exc).__name__}: {exc}") from None
 
 
 class CalendarRepo:
@@ -66,24 +94,39 @@ class CalendarRepo:
             row = s.get(CalendarEventRow, name)
             if row is None:
                 raise CalendarError(f"no calendar event {name!r} (see `burst calendar list`)")
-            return _from_row(row)
+            try:
+                return _read(row)
+            except CalendarError as exc:
+                raise CalendarError(UnreadableEvent(name, str(exc)).message) from None
+
+    def list_checked(self) -> tuple[list[CalendarEvent], list[UnreadableEvent]]:
+        """Every readable event, and every row that is not one."""
+        events: list[CalendarEvent] = []
+        unreadable: list[UnreadableEvent] = []
+        with self.store.session() as s:
+            for row in s.exec(select(CalendarEventRow).order_by(CalendarEventRow.name)):
+                try:
+                    events.append(_read(row))
+                except CalendarError as exc:
+                    unreadable.append(UnreadableEvent(row.name, str(exc)))
+        return events, unreadable
 
     def list(self) -> list[CalendarEvent]:
-        with self.store.session() as s:
-            return [_from_row(r) for r in s.exec(select(CalendarEventRow).order_by(CalendarEventRow.name))]
+        """Every readable event (`list_checked` also says which rows are not)."""
+        return self.list_checked()[0]
 
-    def remove(self, name: str) -> CalendarEvent:
-        """Forget the event. Bursts it already started are not touched: they end at
-        their occurrence's end as recorded, or by `burst down`."""
+    def remove(self, name: str) -> str:
+        """Forget the event (an unreadable row too: it is not parsed). Bursts it already
+        started are not touched: they end at their occurrence's end as recorded, or by
+        `burst down`."""
         with self.store.session() as s:
             row = s.get(CalendarEventRow, name)
             if row is None:
                 raise CalendarError(f"no calendar event {name!r} (see `burst calendar list`)")
-            event = _from_row(row)
             s.delete(row)
             self.store.journal("calendar.removed", f"calendar event {name} removed", detail={"event": name},
                                session=s)
-            return event
+            return name
 
     # -- actions -----------------------------------------------------------------
 

@@ -44,6 +44,29 @@ class Decision:
     resume: bool = False
 
 
+def _decide_event(event: CalendarEvent, taken: dict, now: datetime, lead_seconds: Callable[[CalendarEvent], float],
+                  late_after: timedelta, lookback: timedelta) -> list[Decision]:
+    out: list[Decision] = []
+    lead = timedelta(seconds=lead_seconds(event))
+    since = now - lookback
+    if event.created_at is not None:
+        since = max(since, event.created_at)
+    for occ in occurrences(event, after=since, until=now + lead + timedelta(microseconds=1)):
+        launch_at = occ.start - lead
+        up = taken.get((occ.key, "up"))
+        if up is None:
+            if now < launch_at:
+                continue
+            if now < occ.end:
+                outcome = "late" if now > launch_at + late_after else "on_time"
+                out.append(Decision("up", event.name, occ.key, launch_at, outcome, occ))
+            else:
+                out.append(Decision("missed", event.name, occ.key, launch_at, "missed", occ))
+        elif up.status == "started" and now < occ.end:
+            out.append(Decision("up", event.name, occ.key, launch_at, "resumed", occ, resume=True))
+    return out
+
+
 def live_freeze(events: Iterable[CalendarEvent], now: datetime) -> Occurrence | None:
     for event in events:
         if event.freeze:
@@ -55,29 +78,22 @@ def live_freeze(events: Iterable[CalendarEvent], now: datetime) -> Occurrence | 
 
 def decide(events: Sequence[CalendarEvent], actions: Sequence[ActionRecord], now: datetime, *,
            lead_seconds: Callable[[CalendarEvent], float], late_after: timedelta,
-           lookback: timedelta) -> list[Decision]:
+           lookback: timedelta, on_error: Callable[[CalendarEvent, Exception], None] | None = None
+           ) -> list[Decision]:
+    """`on_error(event, exc)`, when given, is told of an event whose occurrences cannot
+    be computed (a poisoned row), and the other events are decided as usual; without
+    it the error propagates."""
     taken = {(a.occurrence, a.action): a for a in actions}
     out: list[Decision] = []
     for event in events:
         if event.freeze:
             continue
-        lead = timedelta(seconds=lead_seconds(event))
-        since = now - lookback
-        if event.created_at is not None:
-            since = max(since, event.created_at)
-        for occ in occurrences(event, after=since, until=now + lead + timedelta(microseconds=1)):
-            launch_at = occ.start - lead
-            up = taken.get((occ.key, "up"))
-            if up is None:
-                if now < launch_at:
-                    continue
-                if now < occ.end:
-                    outcome = "late" if now > launch_at + late_after else "on_time"
-                    out.append(Decision("up", event.name, occ.key, launch_at, outcome, occ))
-                else:
-                    out.append(Decision("missed", event.name, occ.key, launch_at, "missed", occ))
-            elif up.status == "started" and now < occ.end:
-                out.append(Decision("up", event.name, occ.key, launch_at, "resumed", occ, resume=True))
+        try:
+            out.extend(_decide_event(event, taken, now, lead_seconds, late_after, lookback))
+        except Exception as exc:  # noqa: BLE001  one bad event must not hide the others' decisions
+            if on_error is None:
+                raise
+            on_error(event, exc)
 
     freeze = None
     freeze_checked = False

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from burst.cli import bursts, status
-from burst.cli.common import err_console
+from burst.cli.common import err_console, error_line, esc
 from burst.config import EXAMPLE
 from burst.errors import BurstError
 
@@ -44,32 +44,39 @@ def init(path: Annotated[Path, typer.Argument(help="Where to write the example c
     if path.exists() and not force:
         raise BurstError(f"{path} exists; use --force to overwrite it")
     path.write_text(EXAMPLE)
-    err_console.print(f"wrote {path}")
+    err_console.print(f"wrote {esc(path)}", highlight=False)
 
 
-def main() -> None:
-    """Every error an operator can make is one line on stderr: a BurstError exits 1,
-    a usage error (Typer's) exits 2, and neither shows a traceback."""
+def run(argv: list[str] | None = None) -> int:
+    """Run `burst ARGV...` and return its exit code. Every error an operator can make
+    is one line on stderr: a BurstError exits 1, a usage error (Typer's) exits 2, and
+    neither shows a traceback. The message is printed as plain text, never as markup."""
     try:
-        rc = app(standalone_mode=False, prog_name="burst")  # returns typer.Exit's code, does not exit
+        rc = app(args=argv, standalone_mode=False, prog_name="burst")  # returns typer.Exit's code
     except BurstError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(1)
+        err_console.print(error_line(str(exc)), highlight=False, soft_wrap=True)
+        return 1
     except typer.Abort:
         err_console.print("aborted")
-        sys.exit(130)
+        return 130
     except KeyboardInterrupt:
         err_console.print("interrupted: run the same command again to resume")
-        sys.exit(130)
+        return 130
+    except SystemExit as exc:  # a command that exits on its own (e.g. burst pool's one-line errors)
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except Exception as exc:
         # Typer raises its own copy of click's usage errors: known by their shape
         if not (hasattr(exc, "format_message") and hasattr(exc, "exit_code")):
             raise
         ctx = getattr(exc, "ctx", None)
         where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
-        err_console.print(f"[red]error:[/red] {exc.format_message()}{where}", highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
-    sys.exit(rc if isinstance(rc, int) else 0)
+        err_console.print(error_line(f"{exc.format_message()}{where}"), highlight=False, soft_wrap=True)
+        return exc.exit_code
+    return rc if isinstance(rc, int) else 0
+
+
+def main() -> None:
+    sys.exit(run(sys.argv[1:]))
 
 
 if __name__ == "__main__":

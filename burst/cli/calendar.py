@@ -11,11 +11,13 @@ import typer
 from rich.table import Table
 
 from burst.calendar.ics import parse_ics, to_ics
-from burst.calendar.model import (CalendarError, CalendarEvent, format_demand, parse_demand, parse_duration,
-                                  parse_local_time, validate)
+from burst.calendar.model import (MAX_LEAD, CalendarError, CalendarEvent, format_demand, parse_demand,
+                                  parse_duration, parse_local_time)
 from burst.calendar.recurrence import next_occurrences
 from burst.calendar.repo import CalendarRepo
-from burst.cli.common import ConfigOption, JsonOption, config_for, console, err_console, print_json
+from burst.calendar.validate import validate
+from burst.calendar.repo import UnreadableEvent
+from burst.cli.common import ConfigOption, JsonOption, cells, config_for, console, err_console, esc, print_json
 
 app = typer.Typer(help="The pre-scaling calendar: capacity in place before a known peak, returned after it.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -83,8 +85,10 @@ def add(
     event = CalendarEvent(
         name=name, start=parse_local_time(start, tz, now=now), timezone=tz,
         end=parse_local_time(end, tz, now=now) if end else None,
-        duration=parse_duration(duration) if duration else None, demand=parse_demand(replicas or []),
-        lead_seconds=parse_duration(lead).total_seconds() if lead else None, rrule=rrule, cron=cron,
+        duration=parse_duration(duration, flag="--duration") if duration else None,
+        demand=parse_demand(replicas or []),
+        lead_seconds=parse_duration(lead, flag="--lead", maximum=MAX_LEAD, allow_zero=True).total_seconds()
+        if lead else None, rrule=rrule, cron=cron,
         freeze=freeze, title=title, description=description)
     event = validate(event, services=[s.name for s in cfg.services])
     stored = repo.add([event], replace=replace)[0]
@@ -92,9 +96,14 @@ def add(
         print_json(_as_dict(stored, now, 3))
         return
     nxt = next_occurrences(stored, now, 1)
-    err_console.print(f"added {stored.kind} {stored.name}"
+    err_console.print(f"added {stored.kind} {esc(stored.name)}"
                       + (f": next {_when(nxt[0].start, stored.tz)}" if nxt else ": no occurrence ahead"),
                       highlight=False)
+
+
+def _warn_unreadable(unreadable: list[UnreadableEvent]) -> None:
+    for bad in unreadable:
+        err_console.print(cells(f"warning: {bad.message}")[0], style="yellow", highlight=False, soft_wrap=True)
 
 
 @app.command("list")
@@ -106,7 +115,8 @@ def list_(
     """Every event with its next occurrences."""
     _, repo = _open(config)
     now = datetime.now(UTC)
-    events = repo.list()
+    events, unreadable = repo.list_checked()
+    _warn_unreadable(unreadable)
     if json_out:
         print_json([_as_dict(e, now, count) for e in events])
         return
@@ -115,9 +125,12 @@ def list_(
         table.add_column(col)
     for e in events:
         nxt = next_occurrences(e, now, count)
-        table.add_row(e.name, e.kind, format_demand(e.demand) or "-", _length(e), _lead(e), e.recurrence or "once",
-                      "\n".join(_when(o.start, e.tz) for o in nxt) or "none ahead")
-    console.print(table) if events else err_console.print("the calendar is empty (add one: burst calendar add)")
+        table.add_row(*cells(e.name, e.kind, format_demand(e.demand) or "-", _length(e), _lead(e),
+                             e.recurrence or "once", "\n".join(_when(o.start, e.tz) for o in nxt) or "none ahead"))
+    if events:
+        console.print(table)
+    elif not unreadable:
+        err_console.print("the calendar is empty (add one: burst calendar add)")
 
 
 @app.command()
@@ -146,20 +159,21 @@ def show(
                  ("start", f"{event.start.isoformat()} {event.timezone}, {length}"),
                  ("demand", format_demand(event.demand) or "-"), ("lead", _lead(event)),
                  ("recurrence", event.recurrence or "once"), ("uid", event.uid)):
-        info.add_row(k, v)
+        info.add_row(*cells(k, v))
     console.print(info)
     occ = Table(title="next occurrences")
     for col in ("occurrence", "start", "end"):
         occ.add_column(col)
     for o in next_occurrences(event, now, count):
-        occ.add_row(o.key, _when(o.start, event.tz), _when(o.end, event.tz))
+        occ.add_row(*cells(o.key, _when(o.start, event.tz), _when(o.end, event.tz)))
     console.print(occ)
     if actions:
         done = Table(title="daemon actions")
         for col in ("occurrence", "action", "status", "outcome", "due", "burst"):
             done.add_column(col)
         for a in actions:
-            done.add_row(a.occurrence, a.action, a.status, a.outcome, _when(a.due_at, event.tz), a.burst_id or "-")
+            done.add_row(*cells(a.occurrence, a.action, a.status, a.outcome, _when(a.due_at, event.tz),
+                                a.burst_id or "-"))
         console.print(done)
 
 
@@ -167,11 +181,11 @@ def show(
 def remove(name: Annotated[str, typer.Argument()], config: ConfigOption = None, json_out: JsonOption = False) -> None:
     """Forget an event. A burst it already started still ends at its occurrence's end."""
     _, repo = _open(config)
-    event = repo.remove(name)
+    removed = repo.remove(name)
     if json_out:
-        print_json({"removed": event.name})
+        print_json({"removed": removed})
     else:
-        err_console.print(f"removed {event.name}", highlight=False)
+        err_console.print(f"removed {esc(removed)}", highlight=False)
 
 
 @app.command("import")
@@ -200,8 +214,8 @@ def import_(
         now = datetime.now(UTC)
         print_json([_as_dict(e, now, 3) for e in stored])
     else:
-        err_console.print(f"imported {len(stored)} event(s) from {file}: {', '.join(e.name for e in stored)}",
-                          highlight=False)
+        err_console.print(cells(f"imported {len(stored)} event(s) from {file}: "
+                                f"{', '.join(e.name for e in stored)}")[0], highlight=False)
 
 
 @app.command()
@@ -211,10 +225,15 @@ def export(
 ) -> None:
     """Every event as one .ics file."""
     _, repo = _open(config)
-    data = to_ics(repo.list())
+    events, unreadable = repo.list_checked()
+    _warn_unreadable(unreadable)
+    data = to_ics(events)
     if file is None:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
     else:
-        file.write_bytes(data)
-        err_console.print(f"wrote {file}", highlight=False)
+        try:
+            file.write_bytes(data)
+        except OSError as exc:
+            raise CalendarError(f"{file}: cannot write: {exc.strerror}") from None
+        err_console.print(f"wrote {esc(file)}", highlight=False)

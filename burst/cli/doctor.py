@@ -12,8 +12,9 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from burst.cli.common import ConfigOption, JsonOption, console, print_json
+from burst.cli.common import ConfigOption, JsonOption, cells, console, print_json
 from burst.config import Config, load_config
 from burst.errors import BurstError
 from burst.lifecycle import FINAL, HostState
@@ -107,7 +108,7 @@ def doctor(json_out: JsonOption = False, config: ConfigOption = None) -> None:
             table.add_column(col, overflow="fold")
         colour = {"ok": "green", "warn": "yellow", "fail": "red"}
         for r in rows:
-            table.add_row(r["check"], f"[{colour[r['status']]}]{r['status']}[/]", r["detail"])
+            table.add_row(*cells(r["check"], Text(r["status"], style=colour[r["status"]]), r["detail"]))
         console.print(table)
     if any(r["status"] == "fail" for r in rows):
         raise typer.Exit(1)

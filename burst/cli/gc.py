@@ -9,8 +9,9 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from burst.cli.common import ConfigOption, JsonOption, config_for, console, err_console, print_json
+from burst.cli.common import ConfigOption, JsonOption, cells, config_for, console, err_console, esc, print_json
 from burst.errors import BurstError
 from burst.gc import GcResult, Leak, collect, find_leaks
 from burst.provider.providers import ProviderSet
@@ -63,16 +64,16 @@ def gc(dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list the le
 
 def _print_leaks(cluster: str, leaks: list[Leak]) -> None:
     if not leaks:
-        console.print(f"cluster {cluster}: no leaked instances")
+        console.print(f"cluster {esc(cluster)}: no leaked instances")
         return
-    table = Table(title=f"leaked instances of cluster {cluster}")
+    table = Table(title=Text(f"leaked instances of cluster {cluster}"))
     widest = max(len(x.instance_id) for x in leaks)
     for col in ("tier", "provider", "instance", "zone", "type", "state", "burst", "why"):
         # an instance id is what the operator copies: never shortened
         table.add_column(col, no_wrap=col == "instance", min_width=widest if col == "instance" else None)
     for x in leaks:
-        table.add_row(x.tier, x.provider, x.instance_id, x.zone, x.instance_type, x.state,
-                      x.tags.get("burst:burst-id", "-"), x.why)
+        table.add_row(*cells(x.tier, x.provider, x.instance_id, x.zone, x.instance_type, x.state,
+                             x.tags.get("burst:burst-id", "-"), x.why))
     console.print(table)
 
 
@@ -80,7 +81,8 @@ def _print_result(result: GcResult) -> None:
     if result.terminated:
         console.print(f"terminated {len(result.terminated)} leaked instance(s)")
     if result.skipped:
-        console.print(f"left {len(result.skipped)} alone: no longer leaked when looked at again "
-                      f"({', '.join(x.instance_id for x in result.skipped)})")
+        console.print(Text(f"left {len(result.skipped)} alone: no longer leaked when looked at again "
+                           f"({', '.join(x.instance_id for x in result.skipped)})"))
     for leak, error in result.failed:
-        err_console.print(f"[red]not terminated[/red] {leak.instance_id}: {error}", highlight=False, soft_wrap=True)
+        err_console.print(Text.assemble(("not terminated", "red"), f" {leak.instance_id}: {error}"),
+                          highlight=False, soft_wrap=True)

@@ -20,8 +20,9 @@ from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from burst.cli.common import ConfigOption, JsonOption, print_json
+from burst.cli.common import ConfigOption, JsonOption, cells, error_line, print_json
 from burst.cli.common import console as _out
 from burst.cli.common import err_console as _err
 from burst.config import Config, load_config
@@ -41,11 +42,16 @@ def _one_line_errors(command):
         try:
             return command(*args, **kwargs)
         except BurstError as exc:
-            _err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+            _err.print(error_line(str(exc)), highlight=False, soft_wrap=True)
             # SystemExit, not typer.Exit: `burst` runs Typer with standalone_mode=False,
             # where an Exit becomes a return value and the process would exit 0
             raise SystemExit(1) from None
     return wrapper
+
+
+def _say(message: str) -> None:
+    """One line for the operator, printed as it is (names are never read as markup)."""
+    _out.print(Text(message), highlight=False, soft_wrap=True)
 
 
 def pool_store_url(config: Config) -> str:
@@ -73,8 +79,8 @@ def import_(unit: Annotated[str, typer.Argument(help="business unit")],
         result = ledger.import_inventory(store, unit, inventory)
     finally:
         store.close()
-    _out.print(f"unit {unit}: {len(result.added)} hosts added, {len(result.updated)} updated, "
-               f"{len(result.removed)} removed", highlight=False)
+    _say(f"unit {unit}: {len(result.added)} hosts added, {len(result.updated)} updated, "
+               f"{len(result.removed)} removed")
 
 
 @app.command()
@@ -94,8 +100,8 @@ def lend(unit: Annotated[str, typer.Argument(help="business unit")],
         view = next(u for u in ledger.unit_views(store) if u.name == unit)
     finally:
         store.close()
-    _out.print(f"unit {unit}: {len(lent)} more hosts lent{': ' + ', '.join(lent) if lent else ''}; "
-               f"{view.lent} of {view.hosts} in the pool", highlight=False)
+    _say(f"unit {unit}: {len(lent)} more hosts lent{': ' + ', '.join(lent) if lent else ''}; "
+               f"{view.lent} of {view.hosts} in the pool")
 
 
 @app.command("list")
@@ -114,8 +120,8 @@ def list_(as_json: JsonOption = False, config: ConfigOption = None) -> None:
     for col in ("unit", "hosts", "lent", "leased", "recalling", "share", "inventory"):
         table.add_column(col, justify="right" if col in ("hosts", "lent", "leased", "recalling", "share") else "left")
     for u in units:
-        table.add_row(u.name, str(u.hosts), str(u.lent), str(u.leased), str(u.recalling),
-                      f"{u.share:.0%}" if u.share is not None else "-", u.inventory)
+        table.add_row(*cells(u.name, u.hosts, u.lent, u.leased, u.recalling,
+                             f"{u.share:.0%}" if u.share is not None else "-", u.inventory))
     _out.print(table)
 
 
@@ -132,13 +138,13 @@ def show(unit: Annotated[Optional[str], typer.Argument(help="only this unit's ho
     if as_json:
         print_json([h.as_dict() for h in hosts])
         return
-    table = Table(title=f"pool hosts{' of ' + unit if unit else ''}")
+    table = Table(title=Text(f"pool hosts{' of ' + unit if unit else ''}"))
     for col in ("host", "unit", "address", "cpu", "memory", "zone", "status", "cluster", "event", "since"):
         table.add_column(col)
     for h in hosts:
-        table.add_row(h.name, h.unit, f"{h.address}:{h.port}", f"{h.cpu:g}", f"{h.memory_gib:g} GiB", h.zone,
-                      h.status, h.cluster or "", h.event or "",
-                      h.leased_at.isoformat(timespec="minutes") if h.leased_at else "")
+        table.add_row(*cells(h.name, h.unit, f"{h.address}:{h.port}", f"{h.cpu:g}", f"{h.memory_gib:g} GiB", h.zone,
+                             h.status, h.cluster or "", h.event or "",
+                             h.leased_at.isoformat(timespec="minutes") if h.leased_at else ""))
     _out.print(table)
 
 
@@ -159,18 +165,18 @@ def recall(unit: Annotated[str, typer.Argument(help="business unit")],
         store.close()
         calendar.close()
     if result.returned:
-        _out.print(f"back with {unit} now: {', '.join(result.returned)}", highlight=False)
+        _say(f"back with {unit} now: {', '.join(result.returned)}")
     if result.already:
-        _out.print(f"already recalled: {', '.join(result.already)}", highlight=False)
+        _say(f"already recalled: {', '.join(result.already)}")
     mine = result.leased.get(cfg.cluster.name, [])
     for cluster, names in sorted(result.leased.items()):
         if cluster != cfg.cluster.name:
-            _out.print(f"held by cluster {cluster}: {', '.join(names)}: its reconciler sees them as recalled "
-                       "and must retire them", highlight=False)
+            _say(f"held by cluster {cluster}: {', '.join(names)}: its reconciler sees them as recalled "
+                 "and must retire them")
     if mine:
         _retire(cfg, mine, unit)
     if not (result.returned or result.already or result.leased):
-        _out.print(f"unit {unit} has no lent host to recall", highlight=False)
+        _say(f"unit {unit} has no lent host to recall")
 
 
 def _retire(config: Config, names: list[str], unit: str) -> None:
@@ -181,14 +187,14 @@ def _retire(config: Config, names: list[str], unit: str) -> None:
     try:
         retire = getattr(service, "retire_hosts", None)
         if retire is None:
-            _err.print(f"warning: recalled in the ledger (no new lease), but this burst cannot retire leased "
-                       f"hosts yet: {', '.join(names)} stay until `burst down` releases them",
-                       markup=False, highlight=False, soft_wrap=True)
+            _err.print(Text(f"warning: recalled in the ledger (no new lease), but this burst cannot retire leased "
+                            f"hosts yet: {', '.join(names)} stay until `burst down` releases them"),
+                       highlight=False, soft_wrap=True)
             return
         retire(names, "onprem", f"recalled by {unit}")
     finally:
         service.close()
-    _out.print(f"leased by this cluster, being replaced and drained: {', '.join(names)}", highlight=False)
+    _say(f"leased by this cluster, being replaced and drained: {', '.join(names)}")
 
 
 def parse_since(text: str) -> datetime:
@@ -220,7 +226,7 @@ def report(since: Annotated[Optional[str], typer.Option("--since", help="from th
         table.add_column(col, justify="left" if col == "unit" else "right")
     for u in figures.units:
         used = f"{u.host_hours_borrowed / u.host_hours_lent:.0%}" if u.host_hours_lent else "-"
-        table.add_row(u.unit, f"{u.host_hours_lent:.2f}", f"{u.host_hours_borrowed:.2f}", str(u.leases), used)
+        table.add_row(*cells(u.unit, f"{u.host_hours_lent:.2f}", f"{u.host_hours_borrowed:.2f}", u.leases, used))
     table.add_row("total", f"{figures.total_lent:.2f}", f"{figures.total_borrowed:.2f}",
                   str(sum(u.leases for u in figures.units)), "", style="bold")
     _out.print(table)
@@ -229,7 +235,7 @@ def report(since: Annotated[Optional[str], typer.Option("--since", help="from th
         for col in ("host", "unit", "cluster", "event", "leased", "released", "hours"):
             leases.add_column(col)
         for x in figures.leases:
-            leases.add_row(x.host, x.unit, x.cluster, x.event or "", x.leased_at.isoformat(timespec="minutes"),
-                           x.released_at.isoformat(timespec="minutes") if x.released_at else "(held)",
-                           f"{x.host_hours:.2f}")
+            leases.add_row(*cells(x.host, x.unit, x.cluster, x.event or "", x.leased_at.isoformat(timespec="minutes"),
+                                  x.released_at.isoformat(timespec="minutes") if x.released_at else "(held)",
+                                  f"{x.host_hours:.2f}"))
         _out.print(leases)

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from burst.cli.common import ConfigOption, JsonOption, console, print_json
+from burst.cli.common import ConfigOption, JsonOption, cells, console, esc, print_json
 from burst.config import load_config
 from burst.errors import BurstError
 from burst.store import Store
@@ -57,16 +57,16 @@ def status(event: Annotated[str | None, typer.Argument(help="Only this event.")]
         print_json({"cluster": cfg.cluster.name, "bursts": rows})
         return
     if not rows:
-        console.print(f"cluster {cfg.cluster.name}: no live burst")
+        console.print(f"cluster {esc(cfg.cluster.name)}: no live burst")
         return
-    table = Table(title=f"cluster {cfg.cluster.name}")
+    table = Table(title=Text(f"cluster {cfg.cluster.name}"))
     for col in ("event", "burst", "status", "hosts", "by state", "by tier", "$/h"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["event"], r["burst"], r["status"], str(r["planned_hosts"]),
-                      " ".join(f"{k}={v}" for k, v in sorted(r["hosts_by_state"].items())),
-                      " ".join(f"{t}:{sum(c.values())}" for t, c in r["hosts_by_tier"].items()),
-                      f"{r['cost_per_hour']:.2f}")
+        table.add_row(*cells(r["event"], r["burst"], r["status"], r["planned_hosts"],
+                             " ".join(f"{k}={v}" for k, v in sorted(r["hosts_by_state"].items())),
+                             " ".join(f"{t}:{sum(c.values())}" for t, c in r["hosts_by_tier"].items()),
+                             f"{r['cost_per_hour']:.2f}"))
     console.print(table)
 
 
@@ -79,7 +79,7 @@ def _burst_for(store: Store, event: str):
 
 def events(event: Annotated[str | None, typer.Argument(help="Only this event's journal.")] = None,
            host: Annotated[str | None, typer.Option(help="Only this host.")] = None,
-           limit: Annotated[int, typer.Option(help="The last N entries.")] = 50,
+           limit: Annotated[int, typer.Option(help="The last N entries.", min=0, max=100_000)] = 50,
            json_out: JsonOption = False, config: ConfigOption = None) -> None:
     """The journal: every intent, transition and error, oldest first."""
     _, store = _store(config)
@@ -98,7 +98,7 @@ def events(event: Annotated[str | None, typer.Argument(help="Only this event's j
     for col in ("at", "host", "kind", "message"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(r["at"][11:23], r["host"] or "", r["kind"], r["message"])
+        table.add_row(*cells(r["at"][11:23], r["host"] or "", r["kind"], r["message"]))
     console.print(table)
 
 
@@ -132,8 +132,8 @@ def _capacity_chart(burst, times: dict, width: int) -> None:
 
 
 def report(event: str, json_out: JsonOption = False,
-           width: Annotated[int, typer.Option(help="Timeline width in characters.")] = 48,
-           hosts: Annotated[int, typer.Option(help="Hosts shown on the timeline.")] = 30,
+           width: Annotated[int, typer.Option(help="Timeline width in characters (8-400).", min=8, max=400)] = 48,
+           hosts: Annotated[int, typer.Option(help="Hosts shown on the timeline.", min=0, max=100_000)] = 30,
            config: ConfigOption = None) -> None:
     """The SLA report of EVENT's burst, with a timeline of every host's phases."""
     from burst.timings import state_times
@@ -170,7 +170,7 @@ def report(event: str, json_out: JsonOption = False,
                 b = int(((t.get(end) or t[begin]) - start).total_seconds() / span * (width - 1))
                 for i in range(a, min(max(b, a + 1), width)):
                     cells[i] = (char, style)
-        line = Text(f"{row['host'][-12:]:>12} ")
+        line = Text(f"{str(row['host'])[-12:]:>12} ")
         for char, style in cells:
             line.append(char, style)
         line.append(f" {row['state']}")

@@ -19,8 +19,7 @@ from burst.calendar.leadtime import auto_lead_seconds
 from burst.calendar.model import CalendarEvent
 from burst.calendar.repo import CalendarRepo
 from burst.calendar.schedule import Decision, decide
-from burst.config import Config
-from burst.daemon.config import DaemonConfig
+from burst.config import Config, DaemonConfig
 from burst.errors import BurstError
 
 log = logging.getLogger(__name__)
@@ -49,6 +48,8 @@ class CalendarRunner:
         self.notify = notify or (lambda key, kind, payload: None)
         self._leads: dict[str, tuple[float, float]] = {}  # event -> (computed at monotonic, seconds)
         self._histories: dict[str, list[float]] = {}
+        #: unreadable calendar rows already journaled by this daemon: (event, why)
+        self._reported: set[tuple[str, str]] = set()
 
     # -- lead time ---------------------------------------------------------------
 
@@ -83,17 +84,33 @@ class CalendarRunner:
     # -- one pass ----------------------------------------------------------------
 
     def run_once(self, now: datetime) -> list[Decision]:
-        events = self.repo.list()
+        events, unreadable = self.repo.list_checked()
+        for bad in unreadable:
+            self._poisoned(bad.name, bad.why, bad.message)
         actions = self.repo.actions(statuses=("started", "done", "failed", "missed"))
         decisions = decide(events, actions, now, lead_seconds=self.lead_seconds,
                            late_after=timedelta(seconds=self.settings.late_after_seconds),
-                           lookback=timedelta(hours=self.settings.missed_lookback_hours))
+                           lookback=timedelta(hours=self.settings.missed_lookback_hours),
+                           on_error=lambda event, exc: self._poisoned(
+                               event.name, f"{type(exc).__name__}: {exc}",
+                               f"calendar event {event.name!r}: its occurrences cannot be computed "
+                               f"({type(exc).__name__}: {exc}); it is skipped: remove it with "
+                               f"`burst calendar remove {event.name}` and add it again"))
         for d in decisions:
             try:
                 self._carry_out(d, now)
             except Exception:  # one occurrence's trouble must not stop the others
                 log.exception("calendar action %s of %s failed", d.action, d.occurrence_key)
         return decisions
+
+    def _poisoned(self, name: str, why: str, message: str) -> None:
+        """Journal a calendar row the daemon skips, once per row and reason; the other
+        events go on."""
+        if (name, why) in self._reported:
+            return
+        self._reported.add((name, why))
+        log.error("%s", message)
+        self.repo.store.journal("calendar.unreadable", message, detail={"event": name, "error": why})
 
     def _carry_out(self, d: Decision, now: datetime) -> None:
         if d.action == "missed":

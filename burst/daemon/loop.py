@@ -23,7 +23,7 @@ from burst.calendar.repo import CalendarRepo
 from burst.clock import Clock, SystemClock
 from burst.config import Config
 from burst.daemon.calendar_runner import CalendarRunner
-from burst.daemon.config import DaemonConfig
+from burst.config import DaemonConfig
 from burst.daemon.leader import LeaderLock, leader_lock_for
 from burst.daemon.metrics import HealthServer, StoreCollector, make_registry
 from burst.daemon.webhook import Notifier

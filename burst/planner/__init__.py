@@ -158,3 +158,32 @@ def _min_limit(a: int | None, b: int | None) -> int | None:
     if b is None:
         return a
     return min(a, b)
+
+
+# -- the size guard -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SizeLimits:
+    """How big a plan may be before `burst up` asks the operator to confirm: hosts per
+    burst, and per tier (`tiers` overrides `hosts_per_tier` for the tiers it names)."""
+
+    hosts_per_burst: int
+    hosts_per_tier: int
+    tiers: Mapping[str, int] = field(default_factory=dict)
+
+    def for_tier(self, tier: str) -> int:
+        return self.tiers.get(tier, self.hosts_per_tier)
+
+
+def size_breaches(plan: Plan, limits: SizeLimits) -> list[str]:
+    """Each limit the plan is above, said in words; empty when it is within them all."""
+    out = []
+    if plan.hosts > limits.hosts_per_burst:
+        out.append(f"{plan.hosts} hosts in all, limit {limits.hosts_per_burst} per burst")
+    per_tier: dict[str, int] = {}
+    for g in plan.groups:
+        per_tier[g.tier] = per_tier.get(g.tier, 0) + g.count
+    for tier, n in per_tier.items():
+        if n > limits.for_tier(tier):
+            out.append(f"{n} hosts from tier {tier}, limit {limits.for_tier(tier)}")
+    return out

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -17,6 +16,8 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
+from burst.errors import InputError
+from burst.names import UNIT
 from burst.pool.errors import FreezeWindowError, PoolError
 from burst.pool.inventory import InventoryHost, read_inventory
 from burst.pool.tables import PoolHost, PoolLease, PoolLending, PoolUnit
@@ -25,7 +26,6 @@ from burst.store.models import utcnow
 
 #: What `burst pool lend BU` lends when no share and no host is given.
 DEFAULT_SHARE = 0.10
-_UNIT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 def parse_share(text: str) -> float:
@@ -63,8 +63,10 @@ def import_inventory(store: Store, unit: str, inventory: str | Path, *, at: date
 
     Refused: a host (or address:port) that belongs to another unit, and removing a
     host that is lent (recall it first)."""
-    if not _UNIT_NAME.match(unit):
-        raise PoolError(f"business unit name {unit!r}: use letters, digits, '.', '_' and '-'")
+    try:
+        UNIT.check(unit)
+    except InputError as exc:
+        raise PoolError(str(exc)) from None
     listed = read_inventory(inventory)
     if not listed:
         raise PoolError(f"{inventory}: the inventory lists no hosts")

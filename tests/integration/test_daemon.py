@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from burst.calendar.model import CalendarEvent, validate
+from burst.calendar.model import CalendarEvent
+from burst.calendar.validate import validate
 from burst.calendar.repo import CalendarRepo
 from burst.calendar.tables import CalendarAction
 from burst.config import load_config

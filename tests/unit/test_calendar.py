@@ -16,7 +16,8 @@ from burst.calendar.demand import demand_at, frozen_at, peak_demand, returned_at
 from burst.calendar.ics import parse_ics, to_ics
 from burst.calendar.leadtime import auto_lead_seconds, p95
 from burst.calendar.model import (CalendarError, CalendarEvent, Occurrence, parse_demand, parse_duration,
-                                  parse_local_time, validate)
+                                  parse_local_time)
+from burst.calendar.validate import validate
 from burst.calendar.recurrence import next_occurrences, occurrences
 from burst.calendar.schedule import decide
 

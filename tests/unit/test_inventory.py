@@ -142,5 +142,7 @@ def test_missing_file_and_unknown_child_group(tmp_path):
         [web:children]
         ghosts
         """)
-    # a group only named as a child exists (empty), as in Ansible
-    assert read_inventory(path) == []
+    # a group only named as a child is a mistake to name (issue 11), not an empty group
+    with pytest.raises(InventoryError, match=r"kids.ini:4: group 'web' lists child group 'ghosts', which the file "
+                                             r"does not define"):
+        read_inventory(path)
