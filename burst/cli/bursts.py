@@ -9,7 +9,21 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from burst.cli.common import ConfigOption, JsonOption, console, parse_deadline, parse_replicas, print_json, service_for
+from rich.text import Text
+
+from burst.cli.common import (
+    ConfigOption,
+    JsonOption,
+    console,
+    esc,
+    guard_size,
+    parse_deadline,
+    parse_replicas,
+    print_json,
+    service_for,
+    size_note,
+)
+from burst.names import check_event
 from burst.errors import BurstError
 from burst.lifecycle import BurstStatus
 from burst.reconciler import MAX_ATTEMPTS
@@ -32,12 +46,14 @@ def register(app: typer.Typer) -> None:
 def plan(event: str, replicas: ReplicasOption, deadline: DeadlineOption = "5m", json_out: JsonOption = False,
          config: ConfigOption = None) -> None:
     """Dry run: the hosts per tier, zone and type that `burst up` would add, their cost and ready time."""
+    check_event(event)
     with service_for(config) as svc:
         the_plan = svc.plan(event, parse_replicas(replicas), parse_deadline(deadline, svc.clock.now()))
+        limits = size_note(the_plan, svc.config)
     if json_out:
         print_json({"event": event, **the_plan.to_dict()})
         return
-    table = Table(title=f"plan for {event}")
+    table = Table(title=Text(f"plan for {event}"))
     for col in ("tier", "provider", "zone", "instance type", "hosts", "replicas", "$/h", "ready in"):
         table.add_column(col, justify="right" if col in ("hosts", "$/h", "ready in") else "left")
     for g in the_plan.groups:
@@ -48,8 +64,9 @@ def plan(event: str, replicas: ReplicasOption, deadline: DeadlineOption = "5m", 
     console.print(f"{the_plan.hosts} hosts, {the_plan.cost_per_hour:.2f}/h, expected ready in "
                   f"{the_plan.ready_seconds:.0f}s" + (f"; fits in free room: {the_plan.absorbed}"
                                                       if the_plan.absorbed else ""))
+    console.print(Text(limits))
     for tier, why in the_plan.skipped:
-        console.print(f"[yellow]skipped tier {tier}: {why}[/yellow]")
+        console.print(f"[yellow]skipped tier {esc(tier)}: {esc(why)}[/yellow]")
     if the_plan.unplaced:
         raise BurstError(f"no tier can take {the_plan.unplaced} before the deadline")
 
@@ -78,11 +95,17 @@ def _render(progress_events: Iterable[BurstProgress], json_out: bool) -> BurstPr
 def up(event: str, replicas: ReplicasOption, deadline: DeadlineOption = "5m", json_out: JsonOption = False,
        wait: Annotated[bool, typer.Option(help="Work until the capacity is ready (--no-wait: record the intent "
                                                "and leave it to `burst daemon`).")] = True,
+       yes: Annotated[bool, typer.Option("--yes", "-y", help="Go ahead above the [limits] size guard (on a terminal "
+                                                             "only).")] = False,
        config: ConfigOption = None) -> None:
     """Add capacity for EVENT. Run again to resume an interrupted burst: it never launches twice."""
     with service_for(config) as svc:
         demand = parse_replicas(replicas)
-        burst = svc.up(event, demand, parse_deadline(deadline, svc.clock.now()))
+        check_event(event)
+        deadline_at = parse_deadline(deadline, svc.clock.now())
+        if svc.store.live_burst(event) is None:  # a burst being resumed was sized when it was made
+            guard_size(svc.plan(event, demand, deadline_at), svc.config, yes=yes)
+        burst = svc.up(event, demand, deadline_at)
         last = None
         if wait:
             limit = (burst.deadline_at - svc.clock.now()).total_seconds() + svc.config.cluster.phase_timeout_seconds
@@ -113,7 +136,7 @@ def _print_sla(report: dict) -> None:
     took = report["seconds_to_ready"]
     verdict = ("[green]SLA met[/green]" if report["sla_met"] else "[red]SLA missed[/red]") if took is not None \
         else "[yellow]not ready yet[/yellow]"
-    console.print(f"{report['event']} ({report['burst']}): {report['ready_hosts']}/{report['planned_hosts']} hosts "
+    console.print(f"{esc(report['event'])} ({report['burst']}): {report['ready_hosts']}/{report['planned_hosts']} hosts "
                   f"ready" + (f" in {took:.1f}s" if took is not None else "") +
                   f" (SLA {report['sla_seconds']:.0f}s): {verdict}; {report['hosts_failed']} hosts failed"
                   + (" and were replaced" if report["hosts_failed"] and report["ready_hosts"] == report["planned_hosts"]
@@ -146,7 +169,7 @@ def down(event: str, json_out: JsonOption = False,
     if json_out:
         print_json(result)
     else:
-        console.print(f"{event} ({burst.id}): " + ("already down" if already_down else burst.status.value)
+        console.print(f"{esc(event)} ({burst.id}): " + ("already down" if already_down else burst.status.value)
                       + "; hosts: " + ", ".join(f"{k}={v}" for k, v in sorted(counts_now.items())))
     if wait and not done:
         raise BurstError(f"burst {burst.id} not fully returned after {timeout:.0f}s: {counts_now}; "

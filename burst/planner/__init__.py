@@ -12,7 +12,7 @@ stays fast.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from burst.plan import Plan, PlanGroup
 from burst.provision import NodeCapacity
