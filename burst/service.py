@@ -110,9 +110,10 @@ class BurstService:
         return plan(demand, shapes, self.offerings(), seconds_to_deadline=seconds, free=free,
                     absorbable=in_place)
 
-    def up(self, event: str, demand: Mapping[str, int], deadline: datetime) -> Burst:
+    def up(self, event: str, demand: Mapping[str, int], deadline: datetime, *, burst_id: str | None = None) -> Burst:
         """Start the event's burst, or resume the live one: never launches twice. Of two
-        `burst up` racing on one event, one creates the burst and the other resumes it."""
+        `burst up` racing on one event, one creates the burst and the other resumes it.
+        `burst_id` names a new burst (the simulator's runs repeat); else it is made up."""
         asked = self.check_demand(demand)
         live = self.store.live_burst(event)
         if live is not None:
@@ -122,7 +123,7 @@ class BurstService:
             raise BurstError(f"no tier can take {the_plan.unplaced} before the deadline "
                              f"(skipped: {dict(the_plan.skipped) or 'none'})")
         self.check_tiers({g.tier for g in the_plan.groups}, "nothing was launched")
-        burst_id = f"{re.sub(r'[^a-z0-9]+', '-', event.lower()).strip('-')[:40]}-{uuid.uuid4().hex[:6]}"
+        burst_id = burst_id or f"{re.sub(r'[^a-z0-9]+', '-', event.lower()).strip('-')[:40]}-{uuid.uuid4().hex[:6]}"
         burst = Burst(id=burst_id, event=event, cluster=self.config.cluster.name, demand_json=demand_to_json(asked),
                       plan_json=the_plan.to_json(), deadline_at=deadline, created_at=self.clock.now())
         try:

@@ -6,6 +6,7 @@ Each check is one row: ok, warn or fail, and what to do. Exit 1 when any check f
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -17,7 +18,7 @@ from rich.text import Text
 from burst.cli.common import ConfigOption, JsonOption, cells, console, print_json
 from burst.config import Config, load_config
 from burst.errors import BurstError
-from burst.lifecycle import FINAL, HostState
+from burst.lifecycle import FINAL, LIVE, HostState
 from burst.store import Store, utcnow
 
 #: a host past its phase deadline by this much is reported as stuck
@@ -29,11 +30,13 @@ def register(app: typer.Typer) -> None:
 
 
 def _checks(cfg: Config, store: Store, providers) -> list[tuple[str, Callable[[], tuple[str, str]]]]:
-    from burst.service import make_cluster
+    from burst.service import CHECK_SECONDS, make_cluster
 
     def tier(name: str) -> Callable[[], tuple[str, str]]:
         def check() -> tuple[str, str]:
-            held = providers.get(name).list()
+            provider = providers.get(name)
+            provider.check(time.monotonic() + CHECK_SECONDS)  # seconds, not the retry deadline, when it is down
+            held = provider.list()
             return "ok", f"{len(held)} instances held for cluster {cfg.cluster.name}"
         return check
 
@@ -53,7 +56,7 @@ def _checks(cfg: Config, store: Store, providers) -> list[tuple[str, Callable[[]
 
     def hosts() -> tuple[str, str]:
         now, stuck, failed = utcnow(), [], []
-        for burst in store.bursts(("active", "draining")):
+        for burst in store.bursts(LIVE):
             for h in store.hosts(burst.id):
                 if HostState(h.state) in FINAL:
                     continue

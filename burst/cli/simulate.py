@@ -60,7 +60,7 @@ class _nothing:
 
 def _verdict(r: SimResult) -> str:
     if r.seconds is None:
-        return "[red]never ready[/red]"
+        return f"[red]not ready in {r.limit_seconds:.0f}s simulated[/red]"
     return "[green]SLA met[/green]" if r.sla_met else "[red]SLA missed[/red]"
 
 
@@ -101,7 +101,7 @@ def _html(r: SimResult) -> str:
     rows = "".join(f"<tr><td>{escape(k)}</td><td>{r.critical_chain.get(k, 0):.1f}</td></tr>" for k in CHAIN)
     phases = "".join(f"<tr><td>{escape(n)}</td><td>{s['n']}</td><td>{s['p50']}</td><td>{s['p95']}</td>"
                      f"<td>{s['max']}</td></tr>" for n, s in r.phases.items() if s["n"])
-    verdict = "never ready" if r.seconds is None else ("SLA met" if r.sla_met else "SLA missed")
+    verdict = f"not ready in {r.limit_seconds:.0f} s simulated" if r.seconds is None else ("SLA met" if r.sla_met else "SLA missed")
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>burst simulate</title>
 <style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:2px 10px;text-align:right}}td:first-child{{text-align:left}}</style>
 </head><body><h1>burst simulate: {r.hosts} hosts, {sum(r.replicas.values())} replicas</h1>

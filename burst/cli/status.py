@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from burst.lifecycle import LIVE
 from burst.cli.common import ConfigOption, JsonOption, cells, console, esc, print_json
 from burst.config import load_config
 from burst.errors import BurstError
@@ -34,7 +35,7 @@ def status(event: Annotated[str | None, typer.Argument(help="Only this event.")]
     """Live bursts and their hosts by state and tier."""
     cfg, store = _store(config)
     try:
-        bursts = store.bursts(None if all_ else ("active", "draining"))
+        bursts = store.bursts(None if all_ else LIVE)
         if event:
             bursts = [b for b in bursts if b.event == event]
         rows = []

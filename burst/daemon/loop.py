@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlmodel import or_, select
 
+from burst.lifecycle import LIVE, BurstStatus
 from burst.calendar.repo import CalendarRepo
 from burst.clock import Clock, SystemClock
 from burst.config import Config
@@ -152,13 +153,13 @@ class Daemon:
             return
         recent = now - NOTIFY_WINDOW
         with self.store.session() as s:
-            bursts = list(s.exec(select(Burst).where(or_(Burst.status.in_(("active", "draining")),
+            bursts = list(s.exec(select(Burst).where(or_(Burst.status.in_(LIVE),
                                                           Burst.created_at >= now - timedelta(days=1)))))
         for b in bursts:
             base = {"burst_id": b.id, "event": b.event, "status": b.status,
                     "deadline": b.deadline_at.isoformat(), "ready_at": b.ready_at.isoformat() if b.ready_at else None}
             risk = (b.deadline_at - b.created_at) * self.settings.sla_risk_fraction
-            if b.status == "active" and b.ready_at is None and b.deadline_at - risk <= now <= b.deadline_at + risk:
+            if b.status is BurstStatus.ACTIVE and b.ready_at is None and b.deadline_at - risk <= now <= b.deadline_at + risk:
                 counts = self.store.state_counts(b.id)
                 self._notify(f"sla.at_risk:{b.id}", "sla.at_risk", {
                     **base, "hosts": counts,
@@ -167,12 +168,12 @@ class Daemon:
             if b.ready_at is not None and b.ready_at >= recent:
                 self._notify(f"burst.ready:{b.id}", "burst.ready", {
                     **base, "message": f"burst {b.id} ({b.event}) is ready"})
-            if b.status == "down" and b.down_at is not None and b.down_at >= recent:
+            if b.status is BurstStatus.DOWN and b.down_at is not None and b.down_at >= recent:
                 self._notify(f"burst.complete:{b.id}", "burst.complete", {
                     **base, "message": f"burst {b.id} ({b.event}) is complete: its capacity is returned"})
-            if b.status == "failed":
-                self._notify(f"burst.failed:{b.id}", "burst.failed", {
-                    **base, "message": f"burst {b.id} ({b.event}) failed"})
+            if b.halted:
+                self._notify(f"burst.halted:{b.id}", "burst.halted", {
+                    **base, "message": f"burst {b.id} ({b.event}) halted: {b.halted}"})
 
     def close(self) -> None:
         if self.http is not None:

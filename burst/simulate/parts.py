@@ -87,9 +87,9 @@ class SimCloud(Provider):
         self._lock = threading.Lock()
         self._calls = 0
 
-    def _call(self, action: str, latency: Duration, tokens: Mapping[str, float]) -> float:
+    def _call(self, action: str, latency: Duration, tokens: Mapping[str, float], key: str = "") -> float:
         """Wait for the buckets (client-side pacing, as the real providers do) and the
-        reply; the reply's latency."""
+        reply; the reply's latency (drawn by `key`, else by the call's number)."""
         deadline = self.clock.monotonic() + 60
         for bucket, n in tokens.items():
             try:
@@ -101,7 +101,7 @@ class SimCloud(Provider):
             self._calls += 1
             n = self._calls
             self.record.calls[action] = self.record.calls.get(action, 0) + 1
-        took = latency.draw(_rng(self.seed, self.tier, "call", n))
+        took = latency.draw(_rng(self.seed, self.tier, action, key or n))
         self.clock.sleep(took)
         return took
 
@@ -113,7 +113,8 @@ class SimCloud(Provider):
 
     def launch(self, req: LaunchRequest) -> list[Instance]:
         asked = self.clock.monotonic()
-        latency = self._call("launch", self.profile.launch_call, {"launch": 1, "instances": req.count})
+        latency = self._call("launch", self.profile.launch_call, {"launch": 1, "instances": req.count},
+                             key=req.request_id)
         with self._lock:
             if req.request_id in self._requests:
                 return [self._view(self._instances[i]) for i in self._requests[req.request_id]]
@@ -124,9 +125,9 @@ class SimCloud(Provider):
             stalled = self._fault("stall")
             now = self.clock.monotonic()
             made = []
-            for _ in range(req.count):
+            for k in range(req.count):
                 iid = f"sim-{self.tier}-{len(self._instances) + 1:06d}"
-                boot = self.profile.boot.draw(_rng(self.seed, self.tier, "boot", iid))
+                boot = self.profile.boot.draw(_rng(self.seed, self.tier, "boot", req.request_id, k))
                 self.record.boot[iid] = boot
                 self._instances[iid] = _Instance(iid, req.zone, req.instance_type,
                                                  {**self.owner_tags(req.tags), TAG_BATCH: req.request_id}, now,
@@ -306,8 +307,12 @@ class SimCluster(_Steps):
             sink.done(host_id, True)
 
     def spillover_running(self, event: str) -> dict[str, int]:
+        """The extra tasks whose node has its image by now (spread evenly over the nodes)."""
         with self._lock:
-            return dict(self._demand.get(event, {}))
+            now = self.clock.monotonic()
+            nodes = len(self.joined_at) or 1
+            pulled = sum(1 for host in self.joined_at if host in self.pulls and self.pulls[host][1] <= now)
+            return {s: n * pulled // nodes for s, n in self._demand.get(event, {}).items()}
 
     def remove_spillover(self, event: str) -> None:
         with self._lock:

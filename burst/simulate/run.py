@@ -58,6 +58,8 @@ class SimResult:
     phases: dict[str, dict]
     #: (seconds since up, hosts ready, hosts with their extra tasks running)
     timeline: list[tuple[float, int, int]] = field(default_factory=list)
+    #: how long the simulation let the burst run (virtual seconds)
+    limit_seconds: float = 0.0
     real_seconds: float = 0.0
     cpu_seconds: float = 0.0
     profile: dict = field(default_factory=dict)
@@ -103,8 +105,10 @@ def simulate(config: Config, demand: Mapping[str, int], profile: Profile, *, hos
         svc.driver = Driver(svc.reconciler, store, clock, tick=1.0, spacing=PASS_SPACING)
         try:
             with clock.busy():
-                burst = svc.up("simulate", demand, clock.now() + timedelta(seconds=deadline_seconds or sla))
-                limit = (deadline_seconds or sla) + config.cluster.phase_timeout_seconds * 3
+                burst = svc.up("simulate", demand, clock.now() + timedelta(seconds=deadline_seconds or sla),
+                               burst_id="simulate")  # the same ids every run: the same draws
+                # long enough to see how late a burst that misses its SLA would be
+                limit = max(4 * sla, (deadline_seconds or sla) + 3 * config.cluster.phase_timeout_seconds)
                 for _ in svc.drive(burst, seconds=limit):
                     pass
                 up_done = store.get_burst(burst.id)
@@ -114,7 +118,7 @@ def simulate(config: Config, demand: Mapping[str, int], profile: Profile, *, hos
                 down_seconds = clock.monotonic() - down_start if last.done else None
                 rows = store.host_rows(burst.id)
                 report = sla_report(store, up_done, sla)
-                timeline = _timeline(store, up_done)
+                timeline = _timeline(store, up_done, cluster)
         finally:
             svc.reconciler.ctx.pool.shutdown(wait=True, cancel_futures=True)
             store.close()
@@ -130,7 +134,7 @@ def simulate(config: Config, demand: Mapping[str, int], profile: Profile, *, hos
         critical_chain=chain, down_seconds=down_seconds, hosts_failed=sum(1 for h in rows if h.error),
         api_calls={t: dict(r.calls) for t, r in providers.records.items()},
         throttled=sum(r.throttled for r in providers.records.values()), phases=report["phases"], timeline=timeline,
-        real_seconds=round(time.perf_counter() - real0, 2), cpu_seconds=round(_cpu() - cpu0, 2),
+        limit_seconds=limit, real_seconds=round(time.perf_counter() - real0, 2), cpu_seconds=round(_cpu() - cpu0, 2),
         profile=profile.model_dump(mode="json"))
 
 
@@ -158,7 +162,7 @@ def _floor(rows, providers: SimProviders, initialiser: SimInitialiser, cluster: 
     for tier in config.tiers:
         record = providers.records[tier.name]
         mine = {h.instance_id for h in ready if h.tier == tier.name}
-        calls = [c for c in record.launches if mine & set(c.instances)]
+        calls = sorted((c for c in record.launches if mine & set(c.instances)), key=lambda c: c.asked_at)
         for i, at in _earliest_calls(calls, profile.for_tier(tier.name)).items():
             for iid in calls[i].instances:
                 launched_by[iid] = (at, calls[i].latency)
@@ -186,24 +190,24 @@ def _floor(rows, providers: SimProviders, initialiser: SimInitialiser, cluster: 
     return round(worst[0], 3), {k: round(v, 3) for k, v in worst[1].items()}
 
 
-def _timeline(store: Store, burst) -> list[tuple[float, int, int]]:
-    """Hosts ready and hosts with their extra tasks running, each time either changed."""
+def _timeline(store: Store, burst, cluster: SimCluster) -> list[tuple[float, int, int]]:
+    """Hosts ready (from the journal) and hosts whose extra tasks run (their image
+    pulled: the swarm starts them as nodes join), each time either changes, until the
+    burst was ready."""
+    changes = [(round((e.at - burst.created_at).total_seconds(), 2), +1 if e.to_state == HostState.READY.value
+                else -1, 0)
+               for e in store.journal_entries(burst_id=burst.id) if e.kind == "host.transition"
+               and HostState.READY.value in (e.to_state, e.from_state)]
+    changes += [(round(end, 2), 0, 1) for _, end in cluster.pulls.values()]
+    end = (burst.ready_at - burst.created_at).total_seconds() if burst.ready_at else None
     ready = running = 0
-    out = []
-    for e in store.journal_entries(burst_id=burst.id):
-        t = round((e.at - burst.created_at).total_seconds(), 2)
-        if e.kind == "host.transition" and e.to_state == HostState.READY.value:
-            ready += 1
-        elif e.kind == "host.transition" and e.from_state == HostState.READY.value:
-            ready -= 1
-        elif e.kind == "schedule.done" and e.message == "ok":
-            running += 1
-        else:
-            continue
+    out: list[tuple[float, int, int]] = []
+    for t, d_ready, d_running in sorted(changes):
+        if end is not None and t > end:
+            break
+        ready, running = ready + d_ready, running + d_running
         if out and out[-1][0] == t:
             out[-1] = (t, ready, running)
         else:
             out.append((t, ready, running))
-        if burst.ready_at and e.at > burst.ready_at:
-            break
     return out
