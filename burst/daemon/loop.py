@@ -172,7 +172,7 @@ class Daemon:
                 self._notify(f"burst.complete:{b.id}", "burst.complete", {
                     **base, "message": f"burst {b.id} ({b.event}) is complete: its capacity is returned"})
             if b.halted:
-                self._notify(f"burst.halted:{b.id}", "burst.halted", {
+                self._notify(f"burst.failed:{b.id}", "burst.failed", {
                     **base, "message": f"burst {b.id} ({b.event}) halted: {b.halted}"})
 
     def close(self) -> None:
