@@ -17,6 +17,7 @@ from collections.abc import Callable
 from burst.lifecycle import HostState as S
 from burst.reconciler.context import BurstPass, Ctx
 from burst.reconciler.drain import drain
+from burst.reconciler.escalate import escalate
 from burst.reconciler.giveback import give_back
 from burst.reconciler.initialise import initialise
 from burst.reconciler.join import join
@@ -76,4 +77,4 @@ DOWN: dict[S, Step] = {
 }
 
 #: burst-level steps of an active burst, after the hosts' steps
-BURST_UP = (spillover, schedule)
+BURST_UP = (escalate, spillover, schedule)

@@ -240,7 +240,8 @@ class SimCluster(_Steps):
         self.profile = profile
         self.joined_at: dict[str, float] = {}
         self.asked_at: float | None = None
-        self.pulls: dict[str, tuple[float, float]] = {}  # host id -> (pull start, pull end)
+        self.pulls: dict[str, tuple[float, float]] = {}  # node's host id -> (pull start, pull end)
+        self.pull_log: list[tuple[str, float, float]] = []  # every pull there was, for the report
         self._demand: dict[str, dict[str, int]] = {}
         self._line_free = 0.0
 
@@ -263,6 +264,10 @@ class SimCluster(_Steps):
 
     def leave(self, hosts, sink, deadline) -> None:
         self._run("leave", hosts, sink, deadline, self.profile.leave)
+        with self._lock:  # no longer nodes of the swarm
+            for h in hosts:
+                self.joined_at.pop(h.host_id, None)
+                self.pulls.pop(h.host_id, None)
 
     def ensure_spillover(self, event: str, service: str, replicas: int, in_place: int = 0) -> None:
         with self._lock:
@@ -290,6 +295,7 @@ class SimCluster(_Steps):
         else:
             end = start + at_host
         self.pulls[host_id] = (start, end)
+        self.pull_log.append((host_id, start, end))
         return end
 
     def wait_spillover(self, event: str, hosts: Sequence[HostTarget], sink: HostSink, deadline: float) -> None:

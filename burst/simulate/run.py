@@ -53,6 +53,8 @@ class SimResult:
     critical_chain: dict[str, float]
     down_seconds: float | None
     hosts_failed: int
+    #: hosts escalated to a later tier because they fell behind (`sla.at_risk`)
+    escalated: int
     api_calls: dict[str, dict[str, int]]
     throttled: int
     phases: dict[str, dict]
@@ -119,6 +121,7 @@ def simulate(config: Config, demand: Mapping[str, int], profile: Profile, *, hos
                 rows = store.host_rows(burst.id)
                 report = sla_report(store, up_done, sla)
                 timeline = _timeline(store, up_done, cluster)
+                escalated = sum(1 for e in store.journal_entries(burst_id=burst.id) if e.kind == "sla.at_risk")
         finally:
             svc.reconciler.ctx.pool.shutdown(wait=True, cancel_futures=True)
             store.close()
@@ -132,6 +135,7 @@ def simulate(config: Config, demand: Mapping[str, int], profile: Profile, *, hos
         ratio=round(seconds / floor, 4) if seconds and floor else None, sla_seconds=sla,
         sla_met=seconds is not None and seconds <= sla, bottleneck=max(chain, key=chain.get) if chain else "",
         critical_chain=chain, down_seconds=down_seconds, hosts_failed=sum(1 for h in rows if h.error),
+        escalated=escalated,
         api_calls={t: dict(r.calls) for t, r in providers.records.items()},
         throttled=sum(r.throttled for r in providers.records.values()), phases=report["phases"], timeline=timeline,
         limit_seconds=limit, real_seconds=round(time.perf_counter() - real0, 2), cpu_seconds=round(_cpu() - cpu0, 2),
@@ -198,7 +202,7 @@ def _timeline(store: Store, burst, cluster: SimCluster) -> list[tuple[float, int
                 else -1, 0)
                for e in store.journal_entries(burst_id=burst.id) if e.kind == "host.transition"
                and HostState.READY.value in (e.to_state, e.from_state)]
-    changes += [(round(end, 2), 0, 1) for _, end in cluster.pulls.values()]
+    changes += [(round(end, 2), 0, 1) for _, _, end in cluster.pull_log]
     end = (burst.ready_at - burst.created_at).total_seconds() if burst.ready_at else None
     ready = running = 0
     out: list[tuple[float, int, int]] = []

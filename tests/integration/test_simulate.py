@@ -55,6 +55,14 @@ def test_a_stock_out_of_the_first_cloud_at_minute_one_escalates_to_the_next_tier
     assert result.seconds is not None and result.sla_met == (result.seconds <= 300)
 
 
+def test_hosts_stuck_booting_on_the_first_tier_are_escalated_in_time_to_make_the_sla():
+    """Without escalation they would wait for the phase timeout (240 s) first and miss it."""
+    config = load_config(EXAMPLES / "simulate-two-clouds.toml")
+    result = simulate(config, {"web": 800}, load_profile(EXAMPLES / "simulate-stall.toml"), hosts=100)
+    assert result.tiers == {"aws-sg": 100} and result.escalated == 100
+    assert result.sla_met and result.seconds < 300
+
+
 def test_the_cli_prints_json_with_the_ratio_and_writes_an_html_chart(tmp_path):
     (tmp_path / "burst.toml").write_text(EXAMPLE)
     page = tmp_path / "sim.html"
