@@ -16,7 +16,8 @@ skipped. Within a tier the instance types are mixed at the cost bound:
    10,000 replicas take a few dozen patterns, not 10,000 hosts);
 3. what rounding leaves, and the hosts the packing left less than full, are planned
    again host by host (the type that costs least per value carried), kept only if
-   cheaper;
+   cheaper; the same greedy also plans the whole tier alone, and the cheaper of the
+   two plans wins (on large, odd-shaped replicas the greedy often does);
 4. each type's hosts are spread over its zones as an Auto Scaling group does (counts
    differ by at most one; `TierOffer.balance_zones=False`: all in the first zone).
 
@@ -172,40 +173,78 @@ _FULL = 0.97
 
 
 def _plan_tier(tier: TierOffer, left: dict[int, int], shapes: Sequence[ServiceShape]) -> dict[int, list[Run]]:
-    """Runs of hosts per offering index of `tier`; `left` is reduced by what they take."""
+    """Runs of hosts per offering index of `tier`; `left` is reduced by what they take.
+
+    Two plans are made, the LP's and the greedy's alone (cheaper on demands of large,
+    odd-shaped replicas, where the LP's split of services over types misleads); the
+    one that leaves less unplaced wins, then the cheaper."""
     offers = tier.offerings
     ks = [{i: per_host(s, o.cpu, o.memory_gib) for i, s in enumerate(shapes)} for o in offers]
-    stock = [o.available for o in offers]
-    cap = [tier.max_hosts]  # boxed: reduced by _take
+    value = _worth(shapes, offers, ks)
+    best = None
+    for way in (_via_lp, _via_greedy):
+        mine = dict(left)
+        runs = way(tier, mine, shapes, ks, value)
+        short = sum(n * (shapes[i].cpu + shapes[i].memory_gib) for i, n in mine.items())
+        key = (short, _cost(runs, offers))
+        if best is None or key < best[0]:
+            best = (key, runs, mine)
+    _, runs, mine = best
+    left.update(mine)
+    return runs
+
+
+class _Budget:
+    """What a tier still has: hosts per offering and in all."""
+
+    def __init__(self, tier: TierOffer) -> None:
+        self.stock = [o.available for o in tier.offerings]
+        self.cap = tier.max_hosts
+
+    def take(self, t: int, runs: list[Run], into: dict[int, list[Run]]) -> None:
+        hosts = sum(r for r, _ in runs)
+        if self.stock[t] is not None:
+            self.stock[t] -= hosts
+        if self.cap is not None:
+            self.cap -= hosts
+        if runs:
+            into.setdefault(t, []).extend(runs)
+
+
+def _via_lp(tier: TierOffer, left: dict[int, int], shapes: Sequence[ServiceShape], ks: list[dict[int, int]],
+            value: Mapping[int, float]) -> dict[int, list[Run]]:
+    """The LP says how many of each service go on each type; they are packed there;
+    what that leaves goes to the greedy; then the loose hosts are repaired."""
+    offers = tier.offerings
+    budget = _Budget(tier)
     runs: dict[int, list[Run]] = {}
-
-    def _take(t: int, new: list[Run]) -> None:
-        hosts = sum(r for r, _ in new)
-        if stock[t] is not None:
-            stock[t] -= hosts
-        if cap[0] is not None:
-            cap[0] -= hosts
-        runs.setdefault(t, []).extend(new)
-
     for _ in range(_ROUNDS):
         wanted = {i: n for i, n in left.items() if n > 0}
-        if not wanted or cap[0] == 0:
+        if not wanted or budget.cap == 0:
             break
-        sol = solve_tier(wanted, shapes, offers, stock, cap[0])
+        sol = solve_tier(wanted, shapes, offers, budget.stock, budget.cap)
         placed = 0
         for t, items in sorted(_round(sol.y, wanted).items(), key=lambda kv: -sol.x.get(kv[0], 0.0)):
             before = sum(items.values())
-            new = pack(offers[t], items, shapes, ks[t], _min(stock[t], cap[0]))
+            new = pack(offers[t], items, shapes, ks[t], _min(budget.stock[t], budget.cap))
             for i, n in _carried(new).items():
                 left[i] -= n
             placed += before - sum(items.values())
-            _take(t, new)
+            budget.take(t, new, runs)
         if placed == 0:
             break
-    value = _worth(shapes, offers, ks)
-    for t, new in greedy(left, shapes, offers, ks, stock, cap[0], value).items():
-        _take(t, new)
-    return _repair(runs, shapes, offers, ks, stock, cap[0], value)
+    for t, new in greedy(left, shapes, offers, ks, budget.stock, budget.cap, value).items():
+        budget.take(t, new, runs)
+    return _repair(runs, shapes, offers, ks, budget.stock, budget.cap, value)
+
+
+def _via_greedy(tier: TierOffer, left: dict[int, int], shapes: Sequence[ServiceShape], ks: list[dict[int, int]],
+                value: Mapping[int, float]) -> dict[int, list[Run]]:
+    budget = _Budget(tier)
+    runs: dict[int, list[Run]] = {}
+    for t, new in greedy(left, shapes, tier.offerings, ks, budget.stock, budget.cap, value).items():
+        budget.take(t, new, runs)
+    return _repair(runs, shapes, tier.offerings, ks, budget.stock, budget.cap, value)
 
 
 def _repair(runs: dict[int, list[Run]], shapes: Sequence[ServiceShape], offers: Sequence[Offering],

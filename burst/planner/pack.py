@@ -32,39 +32,41 @@ def fill(o: Offering, left: Mapping[int, int], shapes: Sequence[ServiceShape], k
     taking the memory-heavy ones and the last ones the cpu-heavy ones."""
     cpu, mem = o.cpu, o.memory_gib
     room_c, room_m = cpu, mem
-    want_c = sum(n * shapes[i].cpu for i, n in left.items() if n > 0) / cpu
-    want_m = sum(n * shapes[i].memory_gib for i, n in left.items() if n > 0) / mem
+    # (service, its cpu and memory as fractions of the host, how many more it may put)
+    cand = []
+    want_c = want_m = 0.0
+    for i, n in left.items():
+        if n > 0:
+            s = shapes[i]
+            want_c += n * s.cpu / cpu
+            want_m += n * s.memory_gib / mem
+            if k.get(i, 0) > 0 and s.cpu <= room_c + EPS and s.memory_gib <= room_m + EPS:
+                cand.append((i, s.cpu / cpu, s.memory_gib / mem, min(n, k[i])))
     scale = max(want_c, want_m, EPS)
     aim_c, aim_m = want_c / scale, want_m / scale
+    room_u = room_v = 1.0  # the room, as fractions of the host
     took: dict[int, int] = {}
-    while True:
-        a, b = aim_c - 1 + room_c / cpu, aim_m - 1 + room_m / mem
+    while cand:
+        a, b = aim_c - 1 + room_u, aim_m - 1 + room_v
         best, best_score = -1, -math.inf
-        for i, n in left.items():
-            s = shapes[i]
-            if n - took.get(i, 0) <= 0 or took.get(i, 0) >= k.get(i, 0) \
-                    or s.cpu > room_c + EPS or s.memory_gib > room_m + EPS:
-                continue
-            score = s.cpu / cpu * a + s.memory_gib / mem * b
+        for j, (_, u, v, _more) in enumerate(cand):
+            score = u * a + v * b
             if score > best_score + EPS:
-                best, best_score = i, score
-        if best < 0:
-            break
-        s = shapes[best]
-        u, v = s.cpu / cpu, s.memory_gib / mem
-        have = took.get(best, 0)
-        n = min(left[best] - have, k[best] - have,
-                int(room_c / s.cpu + EPS) if s.cpu > 0 else 10**9,
-                int(room_m / s.memory_gib + EPS) if s.memory_gib > 0 else 10**9)
+                best, best_score = j, score
+        i, u, v, more = cand[best]
+        n = min(more, int(room_u / u + EPS) if u > 0 else more, int(room_v / v + EPS) if v > 0 else more)
         # as many as keep the room's shape on the side it is on (all, for a replica
         # shaped like the room); one at a time against the room's shape
         if u > v + EPS:
             n = min(n, max(1, int((a - b) / (u - v) + EPS))) if a > b else 1
         elif v > u + EPS:
             n = min(n, max(1, int((b - a) / (v - u) + EPS))) if b > a else 1
-        took[best] = have + n
-        room_c -= n * s.cpu
-        room_m -= n * s.memory_gib
+        took[i] = took.get(i, 0) + n
+        room_u -= n * u
+        room_v -= n * v
+        cand[best] = (i, u, v, more - n)
+        # room only shrinks: what no longer fits never will on this host
+        cand = [c for c in cand if c[3] > 0 and c[1] <= room_u + EPS and c[2] <= room_v + EPS]
     return tuple(sorted(took.items()))
 
 
