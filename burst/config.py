@@ -146,6 +146,9 @@ class TierConfig(_Strict):
     max_hosts: int | None = Field(None, ge=1, le=100_000)
     #: at most this many cloud calls or host steps in flight at once for this tier.
     concurrency: int = Field(32, ge=1, le=1000)
+    #: spread each instance type's hosts over its zones (counts differ by at most one),
+    #: as an Auto Scaling group does; false: every host in the type's first zone
+    balance_zones: bool = True
     instance_types: list[InstanceTypeConfig] = Field(default_factory=list)
     options: dict[str, Any] = Field(default_factory=dict)
 

@@ -23,6 +23,9 @@ class PlanGroup:
     price_per_hour: float
     ready_seconds: float
     replicas: dict[str, int]
+    #: what the hosts carry, as runs of identical hosts: (hosts, replicas on each host);
+    #: empty in plans made before the field existed
+    per_host: tuple[tuple[int, dict[str, int]], ...] = ()
 
     @property
     def cost_per_hour(self) -> float:
@@ -58,7 +61,7 @@ class Plan:
 
     @classmethod
     def from_dict(cls, data: Mapping) -> "Plan":
-        return cls(groups=tuple(PlanGroup(**g) for g in data["groups"]), absorbed=dict(data["absorbed"]),
+        return cls(groups=tuple(_group(g) for g in data["groups"]), absorbed=dict(data["absorbed"]),
                    unplaced=dict(data["unplaced"]), skipped=tuple(tuple(s) for s in data["skipped"]))
 
     def to_json(self) -> str:
@@ -67,6 +70,12 @@ class Plan:
     @classmethod
     def from_json(cls, text: str) -> "Plan":
         return cls.from_dict(json.loads(text))
+
+
+def _group(data: Mapping) -> PlanGroup:
+    fields = dict(data)
+    fields["per_host"] = tuple((int(n), dict(each)) for n, each in fields.get("per_host", ()))
+    return PlanGroup(**fields)
 
 
 def demand_from_json(text: str) -> dict[str, int]:

@@ -95,7 +95,8 @@ class BurstService:
                               memory_gib=t.memory_gib, price_per_hour=t.price_per_hour, zones=tuple(t.zones),
                               available=stock.get(t.name)) for t in self.reconciler.offerings.tier_types(tier.name)]
             tiers.append(TierOffer(name=tier.name, provider=tier.provider, ready_seconds=tier.ready_seconds,
-                                   offerings=tuple(types), max_hosts=tier.max_hosts))
+                                   offerings=tuple(types), max_hosts=tier.max_hosts,
+                                   balance_zones=tier.balance_zones))
         return tiers
 
     def plan(self, event: str, demand: Mapping[str, int], deadline: datetime) -> Plan:

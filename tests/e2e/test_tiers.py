@@ -27,8 +27,8 @@ def two_tiers(make_burst, first_max_hosts=None):
 
 def test_down_returns_the_last_tier_first(make_burst):
     svc = two_tiers(make_burst, first_max_hosts=3)
-    try:
-        b = svc.up("ny", {"web": 20}, svc.clock.now() + timedelta(minutes=5))
+    try:  # more than the first tier's 3 hosts (of its largest type) can take
+        b = svc.up("ny", {"web": 30}, svc.clock.now() + timedelta(minutes=5))
         run(svc, b.id, lambda: svc.is_done(b.id))
         tiers = {h.id: h.tier for h in svc.store.hosts(b.id)}
         assert sorted(tiers.values()) == ["first"] * 3 + ["second"] * 2
