@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, field_validator, model_validator
 
 from burst.errors import ConfigError
-from burst.text import shorten, utf8
+from burst.text import read_utf8, shorten
 
 DEFAULT_PATH = "burst.toml"
 ENV_VAR = "BURST_CONFIG"
@@ -282,18 +282,8 @@ def load_config(path: str | Path | None = None) -> Config:
     """Read and validate the config; any problem is one `ConfigError` line naming the
     file, the line, the key path and what was expected."""
     path = config_path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file (write one with `burst init`)") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a directory, not a config file") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        text = utf8(raw, "a config file is UTF-8 TOML")
-    except ValueError as exc:
-        raise ConfigError(f"{path}:{exc}") from None
+    text = read_utf8(path, ConfigError, "config", "a config file is UTF-8 TOML",
+                     missing_hint=" (write one with `burst init`)")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -37,7 +37,7 @@ from burst.config import MAX_CPU, MAX_MEMORY_GIB
 from burst.errors import InputError
 from burst.names import HOST
 from burst.pool.errors import InventoryError
-from burst.text import utf8
+from burst.text import read_utf8
 
 DEFAULT_ZONE = "onprem"
 _CPU_VARS = ("cpu", "burst_cpu", "ansible_processor_vcpus")
@@ -110,16 +110,7 @@ class _Sizes:
 def read_inventory(path: str | Path) -> list[InventoryHost]:
     """The hosts of an inventory file, sorted by name."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise InventoryError(f"{path}: no such inventory file") from None
-    except OSError as exc:
-        raise InventoryError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    try:
-        text = utf8(raw, "an inventory is UTF-8 INI, YAML or JSON")
-    except ValueError as exc:
-        raise InventoryError(f"{path}:{exc}") from None
+    text = read_utf8(path, InventoryError, "inventory", "an inventory is UTF-8 INI, YAML or JSON")
     sizes = _Sizes(path)
     suffix = path.suffix.lower()
     if suffix == ".json":

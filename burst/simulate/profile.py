@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from burst.errors import ConfigError
+from burst.text import read_utf8
 
 DEFAULT = Path(__file__).with_name("default_profile.toml")
 
@@ -112,12 +113,11 @@ class Profile(_Strict):
 
 def load_profile(path: str | Path | None = None) -> Profile:
     path = Path(path) if path else DEFAULT
+    text = read_utf8(path, ConfigError, "profile", "a profile is UTF-8 TOML")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such profile") from None
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: not a TOML file: {exc}") from None
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not TOML: {exc}") from None
     try:
         return Profile.model_validate(data)
     except ValidationError as exc:
