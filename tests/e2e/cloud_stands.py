@@ -48,6 +48,7 @@ name = "{tier}"
 provider = "{provider}"
 ready_seconds = 30
 concurrency = 8
+balance_zones = false     # every host in the first zone: one launch batch, one zone to run out
 [tiers.options]
 {options}
 [[tiers.instance_types]]
