@@ -29,7 +29,7 @@ from burst.daemon.leader import LeaderLock, leader_lock_for
 from burst.daemon.metrics import HealthServer, StoreCollector, make_registry
 from burst.daemon.webhook import Notifier
 from burst.gc import find_leaks
-from burst.store import Burst, Store
+from burst.store import Burst, JournalEntry, Store
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +147,12 @@ class Daemon:
             self.notifier.notify(key, kind, {"cluster": self.config.cluster.name,
                                              "at": self.clock.now().isoformat(), **payload})
 
+    def _escalated(self, burst_id: str) -> bool:
+        """Has the reconciler moved a host of this burst to a later tier (it fell behind)?"""
+        with self.store.reading() as s:
+            return s.exec(select(JournalEntry.id).where(JournalEntry.burst_id == burst_id,
+                                                        JournalEntry.kind == "sla.at_risk").limit(1)).first() is not None
+
     def notify_pass(self, now: datetime) -> None:
         """SLA at risk, burst ready, complete (capacity returned) and failed: each once."""
         if not self.notifier.enabled:
@@ -159,7 +165,8 @@ class Daemon:
             base = {"burst_id": b.id, "event": b.event, "status": b.status,
                     "deadline": b.deadline_at.isoformat(), "ready_at": b.ready_at.isoformat() if b.ready_at else None}
             risk = (b.deadline_at - b.created_at) * self.settings.sla_risk_fraction
-            if b.status is BurstStatus.ACTIVE and b.ready_at is None and b.deadline_at - risk <= now <= b.deadline_at + risk:
+            late = b.deadline_at - risk <= now <= b.deadline_at + risk
+            if b.status is BurstStatus.ACTIVE and b.ready_at is None and (late or self._escalated(b.id)):
                 counts = self.store.state_counts(b.id)
                 self._notify(f"sla.at_risk:{b.id}", "sla.at_risk", {
                     **base, "hosts": counts,

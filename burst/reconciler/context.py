@@ -137,6 +137,8 @@ class Ctx:
     spillover_removed: set[str] = field(default_factory=set)
     #: (burst, tier) -> monotonic time of the last describe
     last_poll: dict[tuple[str, str], float] = field(default_factory=dict)
+    #: tier -> expected seconds from launch to ready (p95 of history, else the config's)
+    expected_ready: dict[str, float] = field(default_factory=dict)
     #: (burst, request id) -> monotonic time before which a throttled launch is not asked again
     retry_at: dict[tuple[str, str], float] = field(default_factory=dict)
 

@@ -345,3 +345,30 @@ def test_webhook_keeps_its_deadline_and_does_not_retry_an_answer():
     finally:
         refusing.close()
         slow.close()
+
+
+def test_a_host_escalated_to_a_later_tier_sends_sla_at_risk_once(tmp_path, webhook):
+    """The reconciler journals `sla.at_risk` when it moves a slow host to the next tier;
+    the daemon tells the webhook, once, long before the deadline's own warning."""
+    from burst.config import DaemonConfig, load_config
+    from burst.daemon.loop import Daemon
+    from burst.service import BurstService
+
+    config = load_config(write_config(tmp_path, f"sqlite:///{tmp_path}/burst.db"))
+    settings = DaemonConfig(webhook_url=webhook.url, metrics_port=0)
+    store = Store(config.store_url)
+    service = BurstService(config, store)
+    daemon = Daemon(config, settings, store=store, service=service)
+    daemon.notifier.start()  # what `run` starts; the passes are driven by hand here
+    try:
+        burst = service.up("gala", {"web": 4}, service.clock.now() + timedelta(hours=1))
+        daemon.notify_pass(service.clock.now())
+        assert webhook.kinds()["sla.at_risk"] == 0  # an hour before the deadline, nothing late yet
+        store.journal("sla.at_risk", "a host on cloud is launching after 130s; escalated", burst_id=burst.id)
+        for _ in range(2):
+            daemon.notify_pass(service.clock.now())
+        wait_for("the sla.at_risk notification", lambda: webhook.kinds()["sla.at_risk"] == 1, timeout=30)
+        (sent,) = [n for n in webhook.received if n["kind"] == "sla.at_risk"]
+        assert sent["burst_id"] == burst.id
+    finally:
+        daemon.close()
