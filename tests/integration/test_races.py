@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 
 from burst.config import EXAMPLE, load_config
+from burst.gc import collect, find_leaks
 from burst.lifecycle import LIVE
 from burst.service import BurstService
+from burst.store import Store
 
 ROUNDS = 50
 
@@ -100,3 +102,45 @@ def test_racing_drivers_launch_exactly_the_plan_and_down_leaves_nothing_running(
     finally:
         for svc in services:
             svc.close()
+
+
+def test_gc_racing_bursts_up_and_down_never_collects_a_host_of_theirs(store_url, tmp_path):
+    """gc reads the cloud, then the store, while two events share the tier and go up
+    and down: an instance whose launch is journaled is never a leak, so nothing is
+    collected, and every instance made belongs to a host that was ready."""
+    config = _config(tmp_path, store_url)
+    services = [BurstService(config) for _ in range(2)]
+    gc_store = Store(config.store_url)
+    stop, collected, errors = threading.Event(), [], []
+
+    def gc_loop() -> None:
+        try:
+            while not stop.is_set():
+                leaks = find_leaks(config, gc_store)
+                if leaks:
+                    collected.extend(collect(config, gc_store, leaks, "race-gc").terminated)
+        except Exception as exc:  # noqa: BLE001  the test looks at it
+            errors.append(exc)
+
+    gc = threading.Thread(target=gc_loop)
+    gc.start()
+    try:
+        for n in range(3):
+            deadline = services[0].clock.now() + timedelta(minutes=10)
+            ups = _race(services, lambda svc: (b := svc.up(f"{'ab'[services.index(svc)]}-{n}", {"web": 8}, deadline),
+                                               list(svc.drive(b, seconds=60))[-1])[1])
+            assert [p.outcome for p in ups] == ["ready", "ready"], ups
+            downs = _race(services, lambda svc: list(svc.drive(svc.down(f"{'ab'[services.index(svc)]}-{n}"),
+                                                               seconds=60))[-1])
+            assert [p.outcome for p in downs] == ["down", "down"], downs
+    finally:
+        stop.set()
+        gc.join()
+        gc_store.close()
+    assert not errors and collected == []
+    calls = services[0].providers.get("cloud").records()["calls"]
+    launched = sum(c["count"] for c in calls if c["op"] == "launch")
+    assert launched == sum(len(services[0].store.hosts(b.id)) for b in services[0].store.bursts()) == 2 * 3 * 2
+    assert services[0].providers.get("cloud").list() == []
+    for svc in services:
+        svc.close()
