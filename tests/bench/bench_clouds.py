@@ -1,4 +1,5 @@
-"""500 instances launched and terminated on each cloud's stand-in, with throttling injected.
+"""500 (or BENCH_INSTANCES) instances launched and terminated on each cloud's stand-in,
+with throttling injected.
 
 Prints, per cloud and per API action, the calls the stand-in accepted against the
 minimum the API limits allow (100 instances per RunInstances, 100 ids per describe /
@@ -10,7 +11,9 @@ the caller (must be 0). Also: a stock-out in the first zone, timed, with its cal
 
 The providers run with their production rate limits and retry policy; launches go out
 5 batches at a time (as the core's tier concurrency would send them), then describe is
-polled every second (ECS's advice: 1-2 s) until all 500 run.
+polled every second (ECS's advice: 1-2 s) until all run.
+
+    BENCH_INSTANCES=1000 python3 tests/bench/bench_clouds.py   # a thousand-host burst
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from burst.provider import InstanceState, InsufficientCapacityError, LaunchReque
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for the stands (pytest: pythonpath)
 
-TOTAL = 500
+TOTAL = int(os.environ.get("BENCH_INSTANCES", "500"))
 BATCH = 100
 POLL_SECONDS = 1.0
 WAIT_DEADLINE = 120.0
