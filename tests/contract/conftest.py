@@ -287,7 +287,17 @@ STANDS: dict[str, Callable] = {
 }
 
 
+#: the providers that take credentials (the clouds): the clauses about credentials run on these
+CREDENTIALED = ("aliyun", "aws")
+
+
 @pytest.fixture(params=sorted(STANDS))
 def stand(request, tmp_path) -> Iterator[Stand]:
+    with STANDS[request.param](request, tmp_path) as built:
+        yield built
+
+
+@pytest.fixture(params=CREDENTIALED)
+def credentialed_stand(request, tmp_path) -> Iterator[Stand]:
     with STANDS[request.param](request, tmp_path) as built:
         yield built

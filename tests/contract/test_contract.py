@@ -150,9 +150,8 @@ def test_check_passes_on_a_reachable_provider_and_creates_nothing(stand):
     assert stand.provider.list() == []
 
 
-def test_a_wrong_credential_is_an_auth_error_and_never_a_capacity_one(stand):
-    if stand.wrong_credentials is None:
-        pytest.skip("this provider takes no credential")
+def test_a_wrong_credential_is_an_auth_error_and_never_a_capacity_one(credentialed_stand):
+    stand = credentialed_stand
     with stand.wrong_credentials() as provider:
         calls = [lambda: provider.list(), lambda: provider.check(time.monotonic() + 10),
                  lambda: provider.launch(LaunchRequest("b-contract-auth", 1, stand.instance_type, stand.zones[0]))]
