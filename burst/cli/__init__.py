@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -76,6 +77,9 @@ def run(argv: list[str] | None = None) -> int:
 
 
 def main() -> None:
+    # logging once, for every command: a step's warning is one line on stderr (never a
+    # traceback); `burst daemon` sets its own level and format over this
+    logging.basicConfig(level=logging.WARNING, format="burst: %(message)s", stream=sys.stderr)
     sys.exit(run(sys.argv[1:]))
 
 

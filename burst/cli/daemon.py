@@ -50,7 +50,7 @@ def daemon(
                                tick_seconds=tick_seconds, webhook_url=webhook_url,
                                lead_margin_seconds=lead_margin_seconds, late_after_seconds=late_after_seconds)
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
