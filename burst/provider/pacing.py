@@ -185,11 +185,15 @@ class Pacer:
         error that made them (a refused connection, a 5xx), not with the bucket's."""
         deadline = time.monotonic() + self.policy.deadline_seconds
         last: BaseException | None = None
+        charged = False
 
         def attempt() -> T:
-            nonlocal last
+            nonlocal last, charged
+            # the resources (instances) are charged once: a throttled attempt made none, and
+            # a retry with the same client token makes them only once
+            extra, charged = (None if charged else cost), True
             try:
-                return self._paced(action, fn, deadline, cost)
+                return self._paced(action, fn, deadline, extra)
             except RETRYABLE as exc:
                 if last is not None and isinstance(exc, ClientSideThrottle):
                     raise _OutOfTime() from None

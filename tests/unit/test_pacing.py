@@ -138,3 +138,23 @@ def test_when_the_bucket_ends_the_retries_the_caller_sees_the_error_that_caused_
     # with no error before it, the bucket's own ThrottledError is the answer
     with pytest.raises(ThrottledError, match="client-side rate limit"):
         pacer.call("launch", lambda: "never sent")
+
+
+def test_a_retried_launch_takes_its_instances_from_the_resource_bucket_once():
+    """EC2's resource bucket counts instances made: a throttled attempt made none, and a
+    retry with the same client token makes them once. Charging every attempt emptied the
+    bucket at 1,000 instances (bench_clouds) and failed launches that should have waited."""
+    pacer = Pacer({"launch": RateLimit(burst=10, per_second=1000),
+                   "launched_instances": RateLimit(burst=100, per_second=0.01)},
+                  RetryPolicy(base_seconds=0.001, max_seconds=0.002, deadline_seconds=2))
+    attempts = []
+
+    def launch():
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise ThrottledError("RequestLimitExceeded")
+        return "made 100"
+
+    assert pacer.call("launch", launch, cost={"launched_instances": 100}) == "made 100"
+    assert len(attempts) == 3 and pacer.stats["launch.retries"] == 2
+    assert pacer.buckets["launched_instances"].try_acquire(1) is False  # 100 taken once, none left
