@@ -85,7 +85,7 @@ def test_racing_drivers_launch_exactly_the_plan_and_down_leaves_nothing_running(
     config = _config(tmp_path, store_url)
     services = [BurstService(config) for _ in range(2)]
     try:
-        for n in range(3):
+        for n in range(ROUNDS):
             event = f"drive-{n}"
             deadline = services[0].clock.now() + timedelta(minutes=10)
             ups = _race(services, lambda svc: (b := svc.up(event, {"web": 12}, deadline),
@@ -96,7 +96,7 @@ def test_racing_drivers_launch_exactly_the_plan_and_down_leaves_nothing_running(
         calls = services[0].providers.get("cloud").records()["calls"]
         launched = sum(c["count"] for c in calls if c["op"] == "launch")
         planned = sum(len(services[0].store.hosts(b.id)) for b in services[0].store.bursts())
-        assert launched == planned == 3 * 3
+        assert launched == planned == ROUNDS * 3
         alive = [i for i in services[0].providers.get("cloud").list()]
         assert alive == []
     finally:
