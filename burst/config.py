@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, field_validator, model_validator
 
 from burst.errors import ConfigError
+from burst.shapes import InstanceType
 from burst.text import read_utf8, shorten
 
 DEFAULT_PATH = "burst.toml"
@@ -133,6 +134,11 @@ class InstanceTypeConfig(_Strict):
     memory_gib: float = Field(gt=0, le=MAX_MEMORY_GIB)
     price_per_hour: float = Field(ge=0, le=1_000_000)
     zones: list[str] = Field(min_length=1)
+
+    def to_type(self) -> InstanceType:
+        """The instance type as the planner and the providers use it."""
+        return InstanceType(name=self.name, cpu=self.cpu, memory_gib=self.memory_gib,
+                            price_per_hour=self.price_per_hour, zones=tuple(self.zones))
 
 
 class TierConfig(_Strict):

@@ -39,6 +39,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
+from burst.shapes import InstanceType  # noqa: F401  (re-exported for providers)
 from burst.provider.errors import (  # noqa: F401  (re-exported for providers)
     InstanceNotFoundError,
     InsufficientCapacityError,
@@ -66,19 +67,6 @@ class InstanceState(str, enum.Enum):
     RUNNING = "running"  # booted, has an address
     STOPPING = "stopping"  # being deleted
     TERMINATED = "terminated"  # gone, or released back to its owner
-
-
-@dataclass(frozen=True)
-class InstanceType:
-    """One shape a provider can offer. `available` is None for 'as much as the cloud
-    has' and a count where the provider knows its stock (the on-prem pool)."""
-
-    name: str
-    cpu: float
-    memory_gib: float
-    price_per_hour: float
-    zones: tuple[str, ...]
-    available: int | None = None
 
 
 @dataclass(frozen=True)

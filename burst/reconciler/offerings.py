@@ -30,8 +30,7 @@ class Offerings:
         the shapes its provider offers now."""
         tier = self.config.tier(tier_name)
         if tier.instance_types:
-            return [InstanceType(name=t.name, cpu=t.cpu, memory_gib=t.memory_gib, price_per_hour=t.price_per_hour,
-                                 zones=tuple(t.zones)) for t in tier.instance_types]
+            return [t.to_type() for t in tier.instance_types]
         return list(self.providers.get(tier_name).instance_types())
 
     def exhausted(self, burst_id: str) -> set[Offering]:

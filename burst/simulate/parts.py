@@ -178,10 +178,8 @@ class SimProviders:
         self.records: dict[str, CloudRecord] = {t.name: CloudRecord() for t in config.tiers}
         context = ProviderContext(cluster=config.cluster.name, state_dir=config.state_dir)
         self._clouds = {
-            t.name: SimCloud(context, t.name, [InstanceType(name=x.name, cpu=x.cpu, memory_gib=x.memory_gib,
-                                                            price_per_hour=x.price_per_hour, zones=tuple(x.zones))
-                                               for x in t.instance_types],
-                             profile, clock, self.records[t.name])
+            t.name: SimCloud(context, t.name, [x.to_type() for x in t.instance_types], profile, clock,
+                             self.records[t.name])
             for t in config.tiers}
 
     def get(self, tier_name: str) -> SimCloud:
