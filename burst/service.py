@@ -18,7 +18,7 @@ from burst.config import Config
 from burst.errors import BurstError, InputError
 from burst.lifecycle import FINAL, BurstStatus
 from burst.plan import demand_to_json
-from burst.planner import Offering, Plan, ServiceShape, TierOffer, plan
+from burst.planner import Offering, Plan, ServiceShape, SizeLimits, TierOffer, plan, size_breaches
 from burst.provider import ProviderError
 from burst.provider.providers import ProviderSet
 from burst.provision import Cluster, Initialiser
@@ -111,10 +111,13 @@ class BurstService:
         return plan(demand, shapes, self.offerings(), seconds_to_deadline=seconds, free=free,
                     absorbable=in_place)
 
-    def up(self, event: str, demand: Mapping[str, int], deadline: datetime, *, burst_id: str | None = None) -> Burst:
+    def up(self, event: str, demand: Mapping[str, int], deadline: datetime, *, burst_id: str | None = None,
+           oversize_ok: bool = False) -> Burst:
         """Start the event's burst, or resume the live one: never launches twice. Of two
         `burst up` racing on one event, one creates the burst and the other resumes it.
-        `burst_id` names a new burst (the simulator's runs repeat); else it is made up."""
+        A new burst above the config's [limits] is refused unless `oversize_ok` (the
+        operator confirmed on a terminal); the daemon never passes it. `burst_id` names a
+        new burst (the simulator's runs repeat); else it is made up."""
         asked = self.check_demand(demand)
         live = self.store.live_burst(event)
         if live is not None:
@@ -123,6 +126,10 @@ class BurstService:
         if the_plan.unplaced:
             raise BurstError(f"no tier can take {the_plan.unplaced} before the deadline "
                              f"(skipped: {dict(the_plan.skipped) or 'none'})")
+        breaches = size_breaches(the_plan, SizeLimits.of(self.config.limits))
+        if breaches and not oversize_ok:
+            raise BurstError(f"the plan for {event!r} is above the size limits ({'; '.join(breaches)}): raise "
+                             "[limits] in the config, or confirm with `burst up --yes` on a terminal")
         self.check_tiers({g.tier for g in the_plan.groups}, "nothing was launched")
         burst_id = burst_id or f"{re.sub(r'[^a-z0-9]+', '-', event.lower()).strip('-')[:40]}-{uuid.uuid4().hex[:6]}"
         burst = Burst(id=burst_id, event=event, cluster=self.config.cluster.name, demand_json=demand_to_json(asked),

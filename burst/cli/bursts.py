@@ -104,8 +104,8 @@ def up(event: str, replicas: ReplicasOption, deadline: DeadlineOption = "5m", js
         check_event(event)
         deadline_at = parse_deadline(deadline, svc.clock.now())
         if svc.store.live_burst(event) is None:  # a burst being resumed was sized when it was made
-            guard_size(svc.plan(event, demand, deadline_at), svc.config, yes=yes)
-        burst = svc.up(event, demand, deadline_at)
+            guard_size(svc.plan(event, demand, deadline_at), svc.config, yes=yes)  # refuses, or says it goes on
+        burst = svc.up(event, demand, deadline_at, oversize_ok=True)
         last = None
         if wait:
             limit = (burst.deadline_at - svc.clock.now()).total_seconds() + svc.config.cluster.phase_timeout_seconds

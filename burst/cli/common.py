@@ -115,16 +115,10 @@ def parse_deadline(text: str, now: datetime) -> datetime:
     return at
 
 
-def size_limits(config: Config) -> SizeLimits:
-    limits = config.limits
-    return SizeLimits(hosts_per_burst=limits.hosts_per_burst, hosts_per_tier=limits.hosts_per_tier,
-                      tiers=dict(limits.tiers))
-
-
 def size_note(plan: Plan, config: Config) -> str:
     """What `burst plan` says about the size guard: the limits, and whether `up` would
     ask for --yes."""
-    limits = size_limits(config)
+    limits = SizeLimits.of(config.limits)
     breaches = size_breaches(plan, limits)
     head = f"size limits: {limits.hosts_per_burst} hosts per burst, {limits.hosts_per_tier} per tier"
     if limits.tiers:
@@ -137,7 +131,7 @@ def size_note(plan: Plan, config: Config) -> str:
 def guard_size(plan: Plan, config: Config, *, yes: bool, interactive: bool | None = None) -> None:
     """Refuse a plan above the config's [limits] unless `yes` was given on a terminal.
     `interactive` defaults to whether stdin is a terminal."""
-    breaches = size_breaches(plan, size_limits(config))
+    breaches = size_breaches(plan, SizeLimits.of(config.limits))
     if not breaches:
         return
     if interactive is None:

@@ -360,6 +360,12 @@ class SizeLimits:
     def for_tier(self, tier: str) -> int:
         return self.tiers.get(tier, self.hosts_per_tier)
 
+    @classmethod
+    def of(cls, limits) -> "SizeLimits":
+        """From the config's `[limits]` table (anything with its three fields)."""
+        return cls(hosts_per_burst=limits.hosts_per_burst, hosts_per_tier=limits.hosts_per_tier,
+                   tiers=dict(limits.tiers))
+
 
 def size_breaches(plan: Plan, limits: SizeLimits) -> list[str]:
     """Each limit the plan is above, said in words; empty when it is within them all."""

@@ -108,7 +108,8 @@ def simulate(config: Config, demand: Mapping[str, int], profile: Profile, *, hos
         try:
             with clock.busy():
                 burst = svc.up("simulate", demand, clock.now() + timedelta(seconds=deadline_seconds or sla),
-                               burst_id="simulate")  # the same ids every run: the same draws
+                               burst_id="simulate",  # the same ids every run: the same draws
+                               oversize_ok=True)  # a simulation launches nothing: no size guard
                 # long enough to see how late a burst that misses its SLA would be
                 limit = max(4 * sla, (deadline_seconds or sla) + 3 * config.cluster.phase_timeout_seconds)
                 for _ in svc.drive(burst, seconds=limit):

@@ -372,3 +372,22 @@ def test_a_host_escalated_to_a_later_tier_sends_sla_at_risk_once(tmp_path, webho
         assert sent["burst_id"] == burst.id
     finally:
         daemon.close()
+
+
+def test_a_calendar_burst_above_the_size_limits_is_refused_and_launches_nothing(tmp_path):
+    """The daemon has no terminal to confirm on: a plan above [limits] is refused."""
+    from burst.config import load_config
+    from burst.errors import BurstError
+    from burst.service import BurstService
+
+    path = write_config(tmp_path, f"sqlite:///{tmp_path}/burst.db")
+    path.write_text(path.read_text() + "\n[limits]\nhosts_per_burst = 2\n")
+    service = BurstService(load_config(path))
+    try:
+        with pytest.raises(BurstError, match="above the size limits"):
+            service.up("gala", {"web": 40}, service.clock.now() + timedelta(hours=1))
+        assert service.store.bursts() == []
+        big = service.up("gala", {"web": 40}, service.clock.now() + timedelta(hours=1), oversize_ok=True)
+        assert len(service.store.hosts(big.id)) > 2
+    finally:
+        service.close()
