@@ -72,10 +72,13 @@ class InFlight:
 
 @dataclass
 class Outcome:
+    """What one background step found: written by the next pass in one transaction,
+    then its guard keys (`release`, held under `token`) are freed."""
+
     changes: Sequence[Change] = ()
     notes: Sequence[Note] = ()
     new_hosts: Sequence[tuple[Host, str]] = ()
-    #: burst id -> (message, fields) for `Store.update_burst`
+    #: (burst id, message, fields) for `Store.update_burst`
     burst_update: tuple[str, str, Mapping[str, Any]] | None = None
     #: run once the outcome is in the store (in-memory marks such as "spillover asked")
     after: Callable[[], None] | None = None
