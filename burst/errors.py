@@ -27,3 +27,7 @@ class StaleHostError(StoreError):
 
 class IllegalTransitionError(StoreError):
     """A host state change that the lifecycle table does not allow."""
+
+
+class Interrupted(BurstError):
+    """The operator pressed Ctrl-C: the message says what is left and how to go on (exit 130)."""

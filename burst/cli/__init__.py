@@ -13,7 +13,7 @@ import typer
 from burst.cli import bursts, status
 from burst.cli.common import err_console, error_line, esc
 from burst.config import EXAMPLE
-from burst.errors import BurstError
+from burst.errors import BurstError, Interrupted
 
 app = typer.Typer(name="burst", help="Hybrid-cloud burst capacity: borrow the pool, then the clouds; give it all "
                                      "back after the peak.", no_args_is_help=True, pretty_exceptions_enable=False,
@@ -54,6 +54,9 @@ def run(argv: list[str] | None = None) -> int:
     neither shows a traceback. The message is printed as plain text, never as markup."""
     try:
         rc = app(args=argv, standalone_mode=False, prog_name="burst")  # returns typer.Exit's code
+    except Interrupted as exc:
+        err_console.print(error_line(str(exc)), highlight=False, soft_wrap=True)
+        return 130
     except BurstError as exc:
         err_console.print(error_line(str(exc)), highlight=False, soft_wrap=True)
         return 1

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -24,8 +25,8 @@ from burst.cli.common import (
     size_note,
 )
 from burst.names import check_event
-from burst.errors import BurstError
-from burst.lifecycle import BurstStatus
+from burst.errors import BurstError, Interrupted
+from burst.lifecycle import FINAL, BurstStatus, HostState
 from burst.reconciler import MAX_ATTEMPTS
 from burst.reconciler.driver import Progress as BurstProgress
 from burst.timings import sla_report
@@ -71,6 +72,21 @@ def plan(event: str, replicas: ReplicasOption, deadline: DeadlineOption = "5m", 
         raise BurstError(f"no tier can take {the_plan.unplaced} before the deadline")
 
 
+@contextmanager
+def _interruptible(svc, burst, resume: str, give_back: str | None) -> Iterator[None]:
+    """Ctrl-C while driving: the steps in flight finish and are written (the store stays
+    consistent), then one line says what is left and the commands that go on."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        svc.reconciler.close()  # waits for the steps in flight and applies what they found
+        counts = svc.store.state_counts(burst.id)
+        live = {s: n for s, n in sorted(counts.items()) if HostState(s) not in FINAL}
+        what = ", ".join(f"{s}={n}" for s, n in live.items()) or "none"
+        raise Interrupted(f"interrupted: burst {burst.id} has {sum(live.values())} live hosts ({what}); "
+                          f"`{resume}` goes on" + (f", `{give_back}` returns them" if give_back else "")) from None
+
+
 def _render(progress_events: Iterable[BurstProgress], json_out: bool) -> BurstProgress | None:
     """Show the driver's progress as a bar per phase (done of total, in flight, failed,
     time left to the deadline); returns the last progress."""
@@ -109,7 +125,9 @@ def up(event: str, replicas: ReplicasOption, deadline: DeadlineOption = "5m", js
         last = None
         if wait:
             limit = (burst.deadline_at - svc.clock.now()).total_seconds() + svc.config.cluster.phase_timeout_seconds
-            last = _render(svc.drive(burst, seconds=max(limit, 1)), json_out)
+            resume = f"burst up {event} " + " ".join(f"-r {r}" for r in replicas) + f" --deadline {deadline}"
+            with _interruptible(svc, burst, resume, f"burst down {event}"):
+                last = _render(svc.drive(burst, seconds=max(limit, 1)), json_out)
         burst = svc.store.get_burst(burst.id)
         report = sla_report(svc.store, burst, svc.config.cluster.sla_seconds)
     if json_out:
@@ -160,7 +178,8 @@ def down(event: str, json_out: JsonOption = False,
         already_down = burst.status is BurstStatus.DOWN
         done = already_down
         if wait and not already_down:
-            last = _render(svc.drive(burst, seconds=timeout), json_out)
+            with _interruptible(svc, burst, f"burst down {event}", None):
+                last = _render(svc.drive(burst, seconds=timeout), json_out)
             done = last is not None and last.done
         burst = svc.store.get_burst(burst.id)
         counts_now = svc.store.state_counts(burst.id)

@@ -169,3 +169,38 @@ def test_a_usage_error_is_one_line_too(make_burst):
     proc = burst.run("up", "ny", "--bogus", check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: No such option: --bogus (see `burst up --help`)"
+
+
+def test_ctrl_c_during_up_says_what_is_left_and_the_commands_that_go_on(make_burst):
+    """SIGINT (Ctrl-C) while hosts boot: exit 130 with one line naming the live hosts,
+    the command that resumes and the one that returns them; the rerun launches nothing twice."""
+    burst = make_burst(boot=20)
+    proc = burst.popen("up", "ny", "--replicas", "web=40", "--deadline", "5m")
+    deadline = time.monotonic() + 60
+    try:
+        while True:  # until every planned host's launch was answered
+            store = store_of(burst)
+            hosts = store.hosts()
+            store.close()
+            if hosts and all(h.instance_id for h in hosts):
+                break
+            assert time.monotonic() < deadline, [(h.id, h.state) for h in hosts]
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    lines = err.strip().splitlines()
+    assert proc.returncode == 130 and len(lines) == 1 and "Traceback" not in err, err
+    assert "10 live hosts" in lines[0] and "launching=10" in lines[0], lines[0]
+    assert "`burst up ny -r web=40 --deadline 5m` goes on" in lines[0] and "`burst down ny` returns them" in lines[0]
+    made = sorted(live_instances(burst))
+    assert len(made) == 10
+
+    burst.run("up", "ny", "--replicas", "web=40", "--deadline", "5m", timeout=120)
+    store = store_of(burst)
+    hosts = store.hosts()
+    store.close()
+    assert {h.state for h in hosts} == {"ready"} and sorted(h.instance_id for h in hosts) == made
+    burst.run("down", "ny")
+    assert live_instances(burst) == {}
