@@ -26,7 +26,7 @@ import time
 from collections.abc import Collection, Mapping, Sequence
 
 from burst.plan import Plan, PlanGroup
-from burst.planner import Offering, ServiceShape, TierOffer, absorb, lp_bound, plan
+from burst.planner import Offering, ServiceShape, TierOffer, _fill_one, absorb, lp_bound, plan
 from burst.provision import NodeCapacity
 
 TYPES = [("t4x8", 4, 8, 0.20), ("t8x16", 8, 16, 0.38), ("t16x64", 16, 64, 0.90), ("t32x128", 32, 128, 1.70)]
@@ -132,27 +132,12 @@ def main() -> None:
 
 # -- the planner before issue 10 (burst/planner/__init__.py at 3754ed4), for comparison --
 
-def _old_fill_one(cpu: float, mem: float, remaining: dict[str, int],
-                  shapes: Sequence[ServiceShape]) -> dict[str, int]:
-    took: dict[str, int] = {}
-    for s in shapes:
-        want = remaining.get(s.name, 0)
-        if want <= 0:
-            continue
-        k = min(want, int(cpu / s.cpu + 1e-9), int(mem / s.memory_gib + 1e-9), s.max_per_host or want)
-        if k > 0:
-            took[s.name] = k
-            cpu -= k * s.cpu
-            mem -= k * s.memory_gib
-    return took
-
-
 def _old_pack(cpu: float, mem: float, remaining: dict[str, int], shapes: Sequence[ServiceShape],
               limit: int | None) -> tuple[int, dict[str, int]]:
     left = dict(remaining)
     hosts, placed = 0, {}
     while any(v > 0 for v in left.values()) and (limit is None or hosts < limit):
-        pattern = _old_fill_one(cpu, mem, left, shapes)
+        pattern = _fill_one(cpu, mem, left, shapes)  # unchanged since: one host, largest service first
         if not pattern:
             break
         repeat = min(left[name] // k for name, k in pattern.items())
